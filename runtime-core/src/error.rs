@@ -12,7 +12,7 @@ pub enum Error {
     #[error("config: {0}")]
     Config(String),
     /// A step failed with an OS error.
-    #[error("{step}: {source}")]
+    #[error("{step}: {}", errno_text(source))]
     Os {
         step: String,
         #[source]
@@ -91,5 +91,13 @@ impl<T> Context<T> for std::result::Result<T, pathrs::error::Error> {
             }
             _ => Error::step(step(), e.to_string()),
         })
+    }
+}
+
+/// An OS error as lower-case text, as runc prints it ("no such file or directory").
+pub fn errno_text(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(errno) => nix::errno::Errno::from_raw(errno).desc().to_lowercase(),
+        None => e.to_string(),
     }
 }

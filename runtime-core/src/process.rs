@@ -1,1 +1,300 @@
-//! TODO(module skeleton)
+//! The container process itself: user and groups, rlimits, OOM score,
+//! personality, I/O priority, scheduler, no_new_privs, the environment, the
+//! working directory and finding the executable. Each is a short function the
+//! init calls in the order that leaves no window (see `init`).
+
+use std::ffi::CString;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use nix::unistd::{Gid, Uid};
+use oci_spec::runtime::{
+    IOPriorityClass, LinuxPersonality, LinuxPersonalityDomain, LinuxSchedulerFlag,
+    LinuxSchedulerPolicy, PosixRlimit, PosixRlimitType, Process, Scheduler, User,
+};
+
+use crate::error::{Context, Error, Result};
+use crate::procfs::Procfs;
+
+pub fn set_rlimits(rlimits: &[PosixRlimit]) -> Result<()> {
+    for limit in rlimits {
+        let resource = rlimit_resource(limit.typ());
+        let value = libc::rlimit {
+            rlim_cur: limit.soft(),
+            rlim_max: limit.hard(),
+        };
+        // SAFETY: value is a valid rlimit; resource is a kernel RLIMIT_* constant.
+        if unsafe { libc::setrlimit(resource, &value) } != 0 {
+            return Err(Error::os(
+                format!(
+                    "process.rlimits: set {:?} to soft {} hard {}",
+                    limit.typ(),
+                    limit.soft(),
+                    limit.hard()
+                ),
+                std::io::Error::last_os_error(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn rlimit_resource(typ: PosixRlimitType) -> libc::__rlimit_resource_t {
+    match typ {
+        PosixRlimitType::RlimitCpu => libc::RLIMIT_CPU,
+        PosixRlimitType::RlimitFsize => libc::RLIMIT_FSIZE,
+        PosixRlimitType::RlimitData => libc::RLIMIT_DATA,
+        PosixRlimitType::RlimitStack => libc::RLIMIT_STACK,
+        PosixRlimitType::RlimitCore => libc::RLIMIT_CORE,
+        PosixRlimitType::RlimitRss => libc::RLIMIT_RSS,
+        PosixRlimitType::RlimitNproc => libc::RLIMIT_NPROC,
+        PosixRlimitType::RlimitNofile => libc::RLIMIT_NOFILE,
+        PosixRlimitType::RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        PosixRlimitType::RlimitAs => libc::RLIMIT_AS,
+        PosixRlimitType::RlimitLocks => libc::RLIMIT_LOCKS,
+        PosixRlimitType::RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        PosixRlimitType::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        PosixRlimitType::RlimitNice => libc::RLIMIT_NICE,
+        PosixRlimitType::RlimitRtprio => libc::RLIMIT_RTPRIO,
+        PosixRlimitType::RlimitRttime => libc::RLIMIT_RTTIME,
+    }
+}
+
+pub fn set_oom_score_adj(procfs: &Procfs, score: i32) -> Result<()> {
+    procfs.write_self("oom_score_adj", score.to_string().as_bytes())
+}
+
+pub fn set_personality(personality: &LinuxPersonality) -> Result<()> {
+    let domain = match personality.domain() {
+        LinuxPersonalityDomain::PerLinux => 0x0000,
+        LinuxPersonalityDomain::PerLinux32 => 0x0008,
+    };
+    if let Some(flag) = personality.flags().iter().flatten().next() {
+        return Err(Error::config(format!(
+            "linux.personality.flags: {flag:?}: no personality flags are supported"
+        )));
+    }
+    // SAFETY: personality(2) takes a plain integer.
+    if unsafe { libc::personality(domain) } == -1 {
+        return Err(Error::os(
+            "linux.personality",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
+pub fn set_io_priority(class: IOPriorityClass, priority: i64) -> Result<()> {
+    const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+    const IOPRIO_CLASS_SHIFT: i64 = 13;
+    let class_value = match class {
+        IOPriorityClass::IoprioClassRt => 1,
+        IOPriorityClass::IoprioClassBe => 2,
+        IOPriorityClass::IoprioClassIdle => 3,
+    };
+    if !(0..=7).contains(&priority) {
+        return Err(Error::config(format!(
+            "process.ioPriority.priority: {priority}: must be 0 to 7"
+        )));
+    }
+    let value = (class_value << IOPRIO_CLASS_SHIFT) | priority;
+    // SAFETY: ioprio_set(2) takes plain integers.
+    let ret = unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, value) };
+    if ret != 0 {
+        return Err(Error::os(
+            "process.ioPriority",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
+/// `struct sched_attr` of sched_setattr(2).
+#[repr(C)]
+#[derive(Default)]
+struct SchedAttr {
+    size: u32,
+    policy: u32,
+    flags: u64,
+    nice: i32,
+    priority: u32,
+    runtime: u64,
+    deadline: u64,
+    period: u64,
+    util_min: u32,
+    util_max: u32,
+}
+
+pub fn set_scheduler(sched: &Scheduler) -> Result<()> {
+    let policy = match sched.policy() {
+        LinuxSchedulerPolicy::SchedOther => 0,
+        LinuxSchedulerPolicy::SchedFifo => 1,
+        LinuxSchedulerPolicy::SchedRr => 2,
+        LinuxSchedulerPolicy::SchedBatch => 3,
+        LinuxSchedulerPolicy::SchedIso => 4,
+        LinuxSchedulerPolicy::SchedIdle => 5,
+        LinuxSchedulerPolicy::SchedDeadline => 6,
+    };
+    let flags = sched.flags().iter().flatten().fold(0u64, |acc, f| {
+        acc | match f {
+            LinuxSchedulerFlag::SchedResetOnFork => 0x01,
+            LinuxSchedulerFlag::SchedFlagReclaim => 0x02,
+            LinuxSchedulerFlag::SchedFlagDLOverrun => 0x04,
+            LinuxSchedulerFlag::SchedFlagKeepPolicy => 0x08,
+            LinuxSchedulerFlag::SchedFlagKeepParams => 0x10,
+            LinuxSchedulerFlag::SchedFlagUtilClampMin => 0x20,
+            LinuxSchedulerFlag::SchedFlagUtilClampMax => 0x40,
+        }
+    });
+    let mut attr = SchedAttr {
+        size: std::mem::size_of::<SchedAttr>() as u32,
+        policy,
+        flags,
+        nice: sched.nice().unwrap_or(0),
+        priority: sched.priority().unwrap_or(0).max(0) as u32,
+        runtime: sched.runtime().unwrap_or(0),
+        deadline: sched.deadline().unwrap_or(0),
+        period: sched.period().unwrap_or(0),
+        ..Default::default()
+    };
+    // SAFETY: attr is a valid sched_attr of the size it declares.
+    let ret = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &mut attr as *mut SchedAttr, 0) };
+    if ret != 0 {
+        return Err(Error::os(
+            format!("process.scheduler: policy {:?}", sched.policy()),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
+pub fn set_no_new_privs() -> Result<()> {
+    nix::sys::prctl::set_no_new_privs().step(|| "set no_new_privs".into())
+}
+
+/// Switch to the configured uid, gid and supplementary groups, keeping the
+/// capabilities so they can be set exactly afterwards.
+pub fn switch_user(user: &User, setgroups_allowed: bool) -> Result<()> {
+    nix::sys::prctl::set_keepcaps(true).step(|| "keep capabilities across setuid".into())?;
+    if setgroups_allowed {
+        let groups: Vec<Gid> = user
+            .additional_gids()
+            .iter()
+            .flatten()
+            .map(|g| Gid::from_raw(*g))
+            .collect();
+        nix::unistd::setgroups(&groups)
+            .step(|| format!("process.user.additionalGids: setgroups {groups:?}"))?;
+    }
+    let gid = Gid::from_raw(user.gid());
+    nix::unistd::setresgid(gid, gid, gid)
+        .step(|| format!("process.user.gid: setgid {}", user.gid()))?;
+    let uid = Uid::from_raw(user.uid());
+    nix::unistd::setresuid(uid, uid, uid)
+        .step(|| format!("process.user.uid: setuid {}", user.uid()))?;
+    nix::sys::prctl::set_keepcaps(false).step(|| "reset keep-caps".into())
+}
+
+pub fn set_umask(user: &User) {
+    let mask = user.umask().unwrap_or(0o022);
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+}
+
+/// The environment of the process: the config's, plus HOME from the
+/// container's /etc/passwd when the config has none (as runc does).
+pub fn environment(process: &Process, home: Option<String>) -> Vec<String> {
+    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+    if !env.iter().any(|v| v.starts_with("HOME=")) {
+        env.push(format!("HOME={}", home.unwrap_or_else(|| "/".into())));
+    }
+    env
+}
+
+/// The home directory of `uid` in the container's /etc/passwd (read after
+/// pivot_root, so it is the container's file).
+pub fn home_dir(uid: u32) -> Option<String> {
+    let text = std::fs::read_to_string("/etc/passwd").ok()?;
+    text.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        (fields.len() >= 6 && fields[2].parse::<u32>().ok()? == uid).then(|| fields[5].to_string())
+    })
+}
+
+/// Resolve the program to execute as execvp would, with the container's PATH.
+/// Done before the container is reported created, so a missing binary fails
+/// `create` with runc's message instead of failing at `start`.
+pub fn find_executable(program: &str, env: &[String]) -> Result<PathBuf> {
+    if program.contains('/') {
+        return check_executable(Path::new(program)).map(|()| PathBuf::from(program));
+    }
+    let path_var = env
+        .iter()
+        .find_map(|v| v.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    for dir in path_var.split(':').filter(|d| !d.is_empty()) {
+        let candidate = Path::new(dir).join(program);
+        if check_executable(&candidate).is_ok() {
+            return Ok(candidate);
+        }
+    }
+    Err(Error::step(
+        "exec",
+        format!("\"{program}\": executable file not found in $PATH"),
+    ))
+}
+
+fn check_executable(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|e| {
+        Error::step(
+            "exec",
+            format!("\"{}\": {}", path.display(), crate::error::errno_text(&e)),
+        )
+    })?;
+    if meta.is_dir() || meta.permissions().mode() & 0o111 == 0 {
+        return Err(Error::step(
+            "exec",
+            format!("\"{}\": permission denied", path.display()),
+        ));
+    }
+    Ok(())
+}
+
+/// Make the working directory exist (as root, before the user switch, as
+/// runc does) and return a handle to it resolved inside the root, so a cwd
+/// such as /proc/self/fd/N can never lead out of the container.
+pub fn resolve_cwd(cwd: &Path) -> Result<pathrs::Handle> {
+    let root = pathrs::Root::open("/").step(|| "open / to resolve the cwd".into())?;
+    match root.resolve(cwd) {
+        Ok(handle) => Ok(handle),
+        Err(_) => {
+            use std::os::unix::fs::PermissionsExt;
+            root.mkdir_all(cwd, &std::fs::Permissions::from_mode(0o755))
+                .step(|| format!("process.cwd: create {}", cwd.display()))
+        }
+    }
+}
+
+/// chdir into the resolved cwd (as the container user, so permissions apply).
+pub fn enter_cwd(handle: &pathrs::Handle, cwd: &Path) -> Result<()> {
+    nix::unistd::fchdir(handle.as_fd()).step(|| format!("process.cwd: chdir {}", cwd.display()))
+}
+
+/// Execute the process; only returns on failure.
+pub fn exec(program: &Path, args: &[String], env: &[String]) -> Error {
+    let to_c =
+        |s: &str| CString::new(s).map_err(|_| Error::config(format!("{s:?} contains a NUL byte")));
+    let prepared = (|| -> Result<(CString, Vec<CString>, Vec<CString>)> {
+        let prog = to_c(&program.to_string_lossy())?;
+        let argv = args.iter().map(|a| to_c(a)).collect::<Result<Vec<_>>>()?;
+        let envp = env.iter().map(|e| to_c(e)).collect::<Result<Vec<_>>>()?;
+        Ok((prog, argv, envp))
+    })();
+    match prepared {
+        Ok((prog, argv, envp)) => match nix::unistd::execve(&prog, &argv, &envp) {
+            Err(e) => Error::os(format!("exec {}", program.display()), e),
+            Ok(never) => match never {},
+        },
+        Err(e) => e,
+    }
+}

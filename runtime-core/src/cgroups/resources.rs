@@ -1,0 +1,766 @@
+//! linux.resources → cgroup files (groundwork for issue 3; not wired into the
+//! CLI yet).
+//!
+//! For each controller (memory, cpu, cpuset, pids, blkio/io, hugetlb) the
+//! container's v1 hierarchy of that controller is used when there is one;
+//! otherwise the cgroup2 hierarchy, if its root offers the controller (then
+//! it is enabled in `cgroup.subtree_control` of every ancestor of the
+//! container's cgroup). That is exactly the hybrid case here: hugetlb lives in
+//! /sys/fs/cgroup/unified.
+//!
+//! Each controller is first turned into a list of (file, value) writes by a
+//! pure function (unit-tested, including the v1 → v2 conversions that runc
+//! uses and that the clients expect), then the writes are done in order.
+//!
+//! Not handled here: `devices` (the v1 allow/deny lists and the cgroup2 eBPF
+//! program are their own piece of work), `network` (net_cls/net_prio),
+//! `rdma`, memory.kernel (deprecated; kernels ignore or refuse it, so it is
+//! ignored as runc does), memory.useHierarchy (always on in current kernels)
+//! and memory.checkBeforeUpdate.
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{
+    LinuxBlockIo, LinuxCpu, LinuxHugepageLimit, LinuxMemory, LinuxPids, LinuxResources,
+};
+
+use super::fsutil::{gone, read_file, write_file};
+use super::{ContainerCgroup, Hierarchy};
+use crate::error::{Error, Result};
+
+/// One write: a file of the cgroup directory and the value.
+pub type Write = (String, String);
+
+fn w(file: impl Into<String>, value: impl ToString) -> Write {
+    (file.into(), value.to_string())
+}
+
+fn invalid(field: &str, reason: impl std::fmt::Display) -> Error {
+    Error::config(format!("linux.resources.{field}: {reason}"))
+}
+
+/// cpu.shares (v1, 2..262144, default 1024) → cpu.weight (v2, 1..10000,
+/// default 100), the linear map runc uses. 0 means unset.
+pub fn cpu_shares_to_weight(shares: u64) -> u64 {
+    if shares == 0 {
+        return 0;
+    }
+    let shares = shares.clamp(2, 262_144);
+    1 + ((shares - 2) * 9999) / 262_142
+}
+
+/// blkio.weight (v1, 10..1000) → io.weight (v2, 1..10000), as runc. 0 means
+/// unset.
+pub fn blkio_weight_to_io_weight(weight: u16) -> u64 {
+    if weight == 0 {
+        return 0;
+    }
+    let weight = u64::from(weight.clamp(10, 1000));
+    1 + ((weight - 10) * 9999) / 990
+}
+
+/// memory.swap (v1: memory+swap) → memory.swap.max (v2: swap only), as
+/// runc: -1 = unlimited, 0 = unset.
+pub fn memory_swap_to_v2(swap: i64, memory: i64) -> Result<i64> {
+    // An unlimited memory with no swap given means both unlimited.
+    if memory == -1 && swap == 0 {
+        return Ok(-1);
+    }
+    if swap == -1 || swap == 0 {
+        return Ok(swap);
+    }
+    if memory == 0 || memory == -1 {
+        return Err(invalid(
+            "memory.swap",
+            "a swap limit needs a memory limit (memory.limit)",
+        ));
+    }
+    if memory < 0 {
+        return Err(invalid("memory.limit", format!("invalid value {memory}")));
+    }
+    if swap < memory {
+        return Err(invalid(
+            "memory.swap",
+            format!("{swap} is below memory.limit {memory} (swap is memory+swap)"),
+        ));
+    }
+    Ok(swap - memory)
+}
+
+/// "max" for negative (unlimited) values of v2 files.
+fn v2_limit(v: i64) -> String {
+    if v < 0 {
+        "max".into()
+    } else {
+        v.to_string()
+    }
+}
+
+/// v1 memory. `current_limit` reads memory.limit_in_bytes: when memory and
+/// memory+swap both change, the order of the two writes must keep
+/// memsw >= memory at every step or the kernel refuses.
+pub fn plan_v1_memory(
+    m: &LinuxMemory,
+    current_limit: impl FnOnce() -> Result<u64>,
+) -> Result<Vec<Write>> {
+    let mut out = Vec::new();
+    let limit = m.limit().filter(|&l| l != 0);
+    let mut swap = m.swap().filter(|&s| s != 0);
+    if limit == Some(-1) && swap.is_none() {
+        swap = Some(-1);
+    }
+    match (limit, swap) {
+        (Some(l), Some(s)) => {
+            let swap_first = s == -1 || u64::try_from(s).is_ok_and(|s| current_limit().is_ok_and(|c| c < s));
+            if swap_first {
+                out.push(w("memory.memsw.limit_in_bytes", s));
+                out.push(w("memory.limit_in_bytes", l));
+            } else {
+                out.push(w("memory.limit_in_bytes", l));
+                out.push(w("memory.memsw.limit_in_bytes", s));
+            }
+        }
+        (Some(l), None) => out.push(w("memory.limit_in_bytes", l)),
+        (None, Some(s)) => out.push(w("memory.memsw.limit_in_bytes", s)),
+        (None, None) => {}
+    }
+    if let Some(r) = m.reservation().filter(|&r| r != 0) {
+        out.push(w("memory.soft_limit_in_bytes", r));
+    }
+    if let Some(t) = m.kernel_tcp().filter(|&t| t != 0) {
+        out.push(w("memory.kmem.tcp.limit_in_bytes", t));
+    }
+    if let Some(s) = m.swappiness() {
+        if s > 100 {
+            return Err(invalid(
+                "memory.swappiness",
+                format!("{s} is not in 0..=100"),
+            ));
+        }
+        out.push(w("memory.swappiness", s));
+    }
+    if let Some(d) = m.disable_oom_killer() {
+        out.push(w("memory.oom_control", u8::from(d)));
+    }
+    Ok(out)
+}
+
+/// cgroup2 memory.
+pub fn plan_v2_memory(m: &LinuxMemory) -> Result<Vec<Write>> {
+    let mut out = Vec::new();
+    let limit = m.limit().unwrap_or(0);
+    let swap = memory_swap_to_v2(m.swap().unwrap_or(0), limit)?;
+    if swap != 0 {
+        out.push(w("memory.swap.max", v2_limit(swap)));
+    }
+    if limit != 0 {
+        out.push(w("memory.max", v2_limit(limit)));
+    }
+    if let Some(r) = m.reservation().filter(|&r| r != 0) {
+        out.push(w("memory.low", v2_limit(r)));
+    }
+    if m.swappiness().is_some() {
+        return Err(invalid(
+            "memory.swappiness",
+            "cgroup v2 has no per-cgroup swappiness",
+        ));
+    }
+    if m.disable_oom_killer() == Some(true) {
+        return Err(invalid(
+            "memory.disableOOMKiller",
+            "cgroup v2 cannot disable the OOM killer",
+        ));
+    }
+    Ok(out)
+}
+
+/// v1 cpu (the cpu controller; cpus/mems go to cpuset).
+pub fn plan_v1_cpu(c: &LinuxCpu) -> Vec<Write> {
+    let mut out = Vec::new();
+    if let Some(s) = c.shares().filter(|&s| s != 0) {
+        out.push(w("cpu.shares", s));
+    }
+    // Period before quota: the quota is checked against the period.
+    if let Some(p) = c.period().filter(|&p| p != 0) {
+        out.push(w("cpu.cfs_period_us", p));
+    }
+    if let Some(q) = c.quota().filter(|&q| q != 0) {
+        out.push(w("cpu.cfs_quota_us", q));
+    }
+    if let Some(b) = c.burst() {
+        out.push(w("cpu.cfs_burst_us", b));
+    }
+    if let Some(p) = c.realtime_period().filter(|&p| p != 0) {
+        out.push(w("cpu.rt_period_us", p));
+    }
+    if let Some(r) = c.realtime_runtime().filter(|&r| r != 0) {
+        out.push(w("cpu.rt_runtime_us", r));
+    }
+    if let Some(i) = c.idle() {
+        out.push(w("cpu.idle", i));
+    }
+    out
+}
+
+/// cgroup2 cpu.
+pub fn plan_v2_cpu(c: &LinuxCpu) -> Result<Vec<Write>> {
+    let mut out = Vec::new();
+    if let Some(s) = c.shares().filter(|&s| s != 0) {
+        out.push(w("cpu.weight", cpu_shares_to_weight(s)));
+    }
+    let quota = c.quota().filter(|&q| q != 0);
+    let period = c.period().filter(|&p| p != 0);
+    if quota.is_some() || period.is_some() {
+        let mut v = match quota {
+            Some(q) if q > 0 => q.to_string(),
+            _ => "max".to_owned(),
+        };
+        if let Some(p) = period {
+            v = format!("{v} {p}");
+        }
+        out.push(w("cpu.max", v));
+    }
+    if let Some(b) = c.burst() {
+        out.push(w("cpu.max.burst", b));
+    }
+    if c.realtime_period().is_some_and(|p| p != 0) || c.realtime_runtime().is_some_and(|r| r != 0)
+    {
+        return Err(invalid(
+            "cpu.realtimeRuntime",
+            "cgroup v2 has no real-time group scheduling",
+        ));
+    }
+    if let Some(i) = c.idle() {
+        out.push(w("cpu.idle", i));
+    }
+    Ok(out)
+}
+
+/// cpuset (same file names in v1 and v2).
+pub fn plan_cpuset(c: &LinuxCpu) -> Vec<Write> {
+    let mut out = Vec::new();
+    if let Some(cpus) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
+        out.push(w("cpuset.cpus", cpus));
+    }
+    if let Some(mems) = c.mems().as_deref().filter(|s| !s.is_empty()) {
+        out.push(w("cpuset.mems", mems));
+    }
+    out
+}
+
+/// pids (same in v1 and v2): 0 = unset, negative = unlimited.
+pub fn plan_pids(p: &LinuxPids) -> Vec<Write> {
+    match p.limit() {
+        0 => Vec::new(),
+        l if l < 0 => vec![w("pids.max", "max")],
+        l => vec![w("pids.max", l)],
+    }
+}
+
+/// v1 blkio. `has` tells which files the kernel offers: blkio.weight (CFQ)
+/// or blkio.bfq.weight (BFQ).
+pub fn plan_v1_blkio(b: &LinuxBlockIo, has: impl Fn(&str) -> bool) -> Result<Vec<Write>> {
+    let mut out = Vec::new();
+    let bfq = !has("blkio.weight") && has("blkio.bfq.weight");
+    let (weight, weight_device) = if bfq {
+        ("blkio.bfq.weight", "blkio.bfq.weight_device")
+    } else {
+        ("blkio.weight", "blkio.weight_device")
+    };
+    if let Some(v) = b.weight().filter(|&v| v != 0) {
+        out.push(w(weight, v));
+    }
+    if let Some(v) = b.leaf_weight().filter(|&v| v != 0) {
+        if !has("blkio.leaf_weight") {
+            return Err(invalid(
+                "blockIO.leafWeight",
+                "the kernel has no blkio.leaf_weight (only the removed CFQ scheduler had it)",
+            ));
+        }
+        out.push(w("blkio.leaf_weight", v));
+    }
+    for d in b.weight_device().iter().flatten() {
+        if let Some(v) = d.weight().filter(|&v| v != 0) {
+            out.push(w(weight_device, format!("{}:{} {v}", d.major(), d.minor())));
+        }
+        if let Some(v) = d.leaf_weight().filter(|&v| v != 0) {
+            out.push(w(
+                "blkio.leaf_weight_device",
+                format!("{}:{} {v}", d.major(), d.minor()),
+            ));
+        }
+    }
+    let throttles = [
+        (b.throttle_read_bps_device(), "blkio.throttle.read_bps_device"),
+        (b.throttle_write_bps_device(), "blkio.throttle.write_bps_device"),
+        (b.throttle_read_iops_device(), "blkio.throttle.read_iops_device"),
+        (b.throttle_write_iops_device(), "blkio.throttle.write_iops_device"),
+    ];
+    for (list, file) in throttles {
+        for d in list.iter().flatten() {
+            out.push(w(file, format!("{}:{} {}", d.major(), d.minor(), d.rate())));
+        }
+    }
+    Ok(out)
+}
+
+/// cgroup2 io. `has` tells whether io.bfq.weight exists (BFQ takes the v1
+/// weight range as it is; io.weight needs the conversion).
+pub fn plan_v2_io(b: &LinuxBlockIo, has: impl Fn(&str) -> bool) -> Result<Vec<Write>> {
+    let mut out = Vec::new();
+    let bfq = has("io.bfq.weight");
+    if let Some(v) = b.weight().filter(|&v| v != 0) {
+        if bfq {
+            out.push(w("io.bfq.weight", v));
+        } else {
+            out.push(w(
+                "io.weight",
+                format!("default {}", blkio_weight_to_io_weight(v)),
+            ));
+        }
+    }
+    if b.leaf_weight().is_some_and(|v| v != 0) {
+        return Err(invalid(
+            "blockIO.leafWeight",
+            "cgroup v2 has no leaf weights",
+        ));
+    }
+    for d in b.weight_device().iter().flatten() {
+        if let Some(v) = d.weight().filter(|&v| v != 0) {
+            let (file, v) = if bfq {
+                ("io.bfq.weight", u64::from(v))
+            } else {
+                ("io.weight", blkio_weight_to_io_weight(v))
+            };
+            out.push(w(file, format!("{}:{} {v}", d.major(), d.minor())));
+        }
+    }
+    let throttles = [
+        (b.throttle_read_bps_device(), "rbps"),
+        (b.throttle_write_bps_device(), "wbps"),
+        (b.throttle_read_iops_device(), "riops"),
+        (b.throttle_write_iops_device(), "wiops"),
+    ];
+    for (list, key) in throttles {
+        for d in list.iter().flatten() {
+            // 0 removes the limit, as in v1.
+            let rate = match d.rate() {
+                0 => "max".to_owned(),
+                r => r.to_string(),
+            };
+            out.push(w("io.max", format!("{}:{} {key}={rate}", d.major(), d.minor())));
+        }
+    }
+    Ok(out)
+}
+
+/// "2MB", "1GB", "64KB": the page sizes as the kernel names them in file
+/// names; anything else (a path, a typo) is refused.
+fn valid_page_size(s: &str) -> bool {
+    let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &s[digits.len()..];
+    !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && matches!(unit, "KB" | "MB" | "GB")
+}
+
+/// hugetlb, v1 (`limit_in_bytes`) or v2 (`max`). `has` tells which files
+/// exist: an unknown page size is an error, the reservation limits are set
+/// too where the kernel has them.
+pub fn plan_hugetlb(
+    limits: &[LinuxHugepageLimit],
+    v2: bool,
+    has: impl Fn(&str) -> bool,
+) -> Result<Vec<Write>> {
+    let mut out = Vec::new();
+    for l in limits {
+        let size = l.page_size();
+        if !valid_page_size(size) {
+            return Err(invalid(
+                "hugepageLimits",
+                format!("page size {size:?} is not of the form 2MB, 1GB, 64KB"),
+            ));
+        }
+        let (file, rsvd, value) = if v2 {
+            (
+                format!("hugetlb.{size}.max"),
+                format!("hugetlb.{size}.rsvd.max"),
+                v2_limit(l.limit()),
+            )
+        } else {
+            (
+                format!("hugetlb.{size}.limit_in_bytes"),
+                format!("hugetlb.{size}.rsvd.limit_in_bytes"),
+                l.limit().to_string(),
+            )
+        };
+        if !has(&file) {
+            return Err(invalid(
+                "hugepageLimits",
+                format!("huge page size {size} is not supported by this kernel (no {file})"),
+            ));
+        }
+        out.push(w(file, &value));
+        if has(&rsvd) {
+            out.push(w(rsvd, value));
+        }
+    }
+    Ok(out)
+}
+
+/// `unified` keys: plain file names of the cgroup2 directory.
+fn check_unified_key(key: &str) -> Result<()> {
+    let ok = !key.is_empty()
+        && !key.contains('/')
+        && key != "."
+        && key != ".."
+        && key.contains('.')
+        && !key.starts_with('.')
+        && key != "cgroup.procs"
+        && key != "cgroup.threads"
+        && key != "cgroup.subtree_control";
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            "unified",
+            format!("{key:?} is not a settable cgroup2 file name"),
+        ))
+    }
+}
+
+/// Where a controller's files go.
+enum Target<'a> {
+    V1(&'a Hierarchy),
+    V2(&'a Hierarchy),
+}
+
+impl Target<'_> {
+    fn dir(&self) -> PathBuf {
+        match self {
+            Target::V1(h) | Target::V2(h) => h.dir(),
+        }
+    }
+}
+
+impl ContainerCgroup {
+    /// The hierarchy for `v1` (a v1 controller name), else the cgroup2 one
+    /// when its root offers `v2` (then enabled down to the container).
+    fn target(&self, v1: &str, v2: &str) -> Result<Option<Target<'_>>> {
+        if let Some(h) = self
+            .hierarchies
+            .iter()
+            .find(|h| !h.is_unified() && h.has(v1))
+        {
+            return Ok(Some(Target::V1(h)));
+        }
+        let Some(u) = self.unified() else {
+            return Ok(None);
+        };
+        if enable_v2(u, v2)? {
+            Ok(Some(Target::V2(u)))
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn need_target(&self, field: &str, v1: &str, v2: &str) -> Result<Target<'_>> {
+        self.target(v1, v2)?.ok_or_else(|| {
+            Error::step(
+                format!("apply linux.resources.{field}"),
+                format!(
+                    "this host has no {v1} controller (no v1 hierarchy, and not in cgroup2)"
+                ),
+            )
+        })
+    }
+
+    /// Apply linux.resources (memory, cpu, cpuset, pids, blockIO,
+    /// hugepageLimits, unified) to the container's cgroups; the first write
+    /// that fails stops it with an error naming the file and value.
+    pub fn apply_resources(&self, r: &LinuxResources) -> Result<()> {
+        if let Some(m) = r.memory() {
+            let t = self.need_target("memory", "memory", "memory")?;
+            let dir = t.dir();
+            let writes = match t {
+                Target::V1(_) => plan_v1_memory(m, || {
+                    let p = dir.join("memory.limit_in_bytes");
+                    let v = read_file(&p).map_err(|e| Error::os(format!("read {}", p.display()), e))?;
+                    v.trim().parse::<u64>().map_err(|_| {
+                        Error::step(format!("read {}", p.display()), format!("bad value {v:?}"))
+                    })
+                })?,
+                Target::V2(_) => plan_v2_memory(m)?,
+            };
+            apply_writes(&dir, &writes)?;
+        }
+        if let Some(c) = r.cpu() {
+            let cpu = plan_v1_cpu(c);
+            if !cpu.is_empty() {
+                let t = self.need_target("cpu", "cpu", "cpu")?;
+                let writes = match t {
+                    Target::V1(_) => cpu,
+                    Target::V2(_) => plan_v2_cpu(c)?,
+                };
+                apply_writes(&t.dir(), &writes)?;
+            }
+            let cpuset = plan_cpuset(c);
+            if !cpuset.is_empty() {
+                let t = self.need_target("cpu.cpus", "cpuset", "cpuset")?;
+                apply_writes(&t.dir(), &cpuset)?;
+            }
+        }
+        if let Some(p) = r.pids() {
+            let writes = plan_pids(p);
+            if !writes.is_empty() {
+                let t = self.need_target("pids", "pids", "pids")?;
+                apply_writes(&t.dir(), &writes)?;
+            }
+        }
+        if let Some(b) = r.block_io() {
+            let t = self.need_target("blockIO", "blkio", "io")?;
+            let dir = t.dir();
+            let has = |f: &str| dir.join(f).exists();
+            let writes = match t {
+                Target::V1(_) => plan_v1_blkio(b, has)?,
+                Target::V2(_) => plan_v2_io(b, has)?,
+            };
+            apply_writes(&dir, &writes)?;
+        }
+        if let Some(limits) = r.hugepage_limits().as_deref().filter(|l| !l.is_empty()) {
+            let t = self.need_target("hugepageLimits", "hugetlb", "hugetlb")?;
+            let dir = t.dir();
+            let has = |f: &str| dir.join(f).exists();
+            let writes = plan_hugetlb(limits, matches!(t, Target::V2(_)), has)?;
+            apply_writes(&dir, &writes)?;
+        }
+        if let Some(unified) = r.unified().as_ref().filter(|u| !u.is_empty()) {
+            let Some(u) = self.unified() else {
+                return Err(invalid(
+                    "unified",
+                    "this host has no cgroup2 hierarchy (pure cgroup v1)",
+                ));
+            };
+            let mut keys: Vec<&String> = unified.keys().collect();
+            keys.sort();
+            for key in keys {
+                check_unified_key(key)?;
+                let controller = key.split('.').next().unwrap_or_default();
+                if controller != "cgroup" && !enable_v2(u, controller)? {
+                    return Err(invalid(
+                        "unified",
+                        format!("{key}: the {controller} controller is not in cgroup2 here"),
+                    ));
+                }
+                let value = &unified[key];
+                apply_writes(&u.dir(), &[(key.clone(), value.clone())])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn apply_writes(dir: &Path, writes: &[Write]) -> Result<()> {
+    for (file, value) in writes {
+        let p = dir.join(file);
+        write_file(&p, value.as_bytes()).map_err(|e| {
+            let step = format!("set {} to {value:?}", p.display());
+            if gone(&e) {
+                Error::step(step, "the kernel has no such cgroup file")
+            } else {
+                Error::os(step, e)
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// Enable `controller` for the container's cgroup2 directory: present in the
+/// hierarchy root's cgroup.controllers, and written into cgroup.subtree_control
+/// of every ancestor from the root down to the container's parent. Ok(false)
+/// when the hierarchy does not offer it.
+fn enable_v2(u: &Hierarchy, controller: &str) -> Result<bool> {
+    let root = &u.mount_point;
+    let p = root.join("cgroup.controllers");
+    let offered = read_file(&p).map_err(|e| Error::os(format!("read {}", p.display()), e))?;
+    if !offered.split_whitespace().any(|c| c == controller) {
+        return Ok(false);
+    }
+    let mut dir = root.clone();
+    let comps: Vec<_> = u.path.components().skip(1).collect();
+    for (i, c) in std::iter::once(None)
+        .chain(comps.iter().map(Some))
+        .enumerate()
+    {
+        if let Some(c) = c {
+            dir.push(c);
+        }
+        if i == comps.len() {
+            break; // the container's own cgroup: nothing below it to enable
+        }
+        let p = dir.join("cgroup.subtree_control");
+        let cur = read_file(&p).map_err(|e| Error::os(format!("read {}", p.display()), e))?;
+        if cur.split_whitespace().any(|c| c == controller) {
+            continue;
+        }
+        write_file(&p, format!("+{controller}").as_bytes()).map_err(|e| {
+            let step = format!("enable the {controller} controller in {}", p.display());
+            if e.raw_os_error() == Some(libc::EBUSY) {
+                Error::step(
+                    step,
+                    "the cgroup has processes of its own (cgroup v2 allows controllers \
+                     only for cgroups whose parent holds no processes); use a \
+                     linux.cgroupsPath outside that cgroup",
+                )
+            } else {
+                Error::os(step, e)
+            }
+        })?;
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn res(json: &str) -> LinuxResources {
+        serde_json::from_str(json).expect("resources json")
+    }
+
+    fn mem(json: &str) -> LinuxMemory {
+        serde_json::from_str(json).expect("memory json")
+    }
+
+    fn pairs(v: &[Write]) -> Vec<(&str, &str)> {
+        v.iter().map(|(f, v)| (f.as_str(), v.as_str())).collect()
+    }
+
+    #[test]
+    fn cgroups_resources_conversions() {
+        assert_eq!(cpu_shares_to_weight(0), 0);
+        assert_eq!(cpu_shares_to_weight(2), 1);
+        assert_eq!(cpu_shares_to_weight(1024), 39);
+        assert_eq!(cpu_shares_to_weight(262_144), 10_000);
+        assert_eq!(blkio_weight_to_io_weight(0), 0);
+        assert_eq!(blkio_weight_to_io_weight(10), 1);
+        assert_eq!(blkio_weight_to_io_weight(500), 4950);
+        assert_eq!(blkio_weight_to_io_weight(1000), 10_000);
+        assert_eq!(memory_swap_to_v2(0, 0).ok(), Some(0));
+        assert_eq!(memory_swap_to_v2(0, -1).ok(), Some(-1));
+        assert_eq!(memory_swap_to_v2(-1, 100).ok(), Some(-1));
+        assert_eq!(memory_swap_to_v2(300, 100).ok(), Some(200));
+        assert!(memory_swap_to_v2(50, 100).is_err());
+        assert!(memory_swap_to_v2(300, 0).is_err());
+        assert!(memory_swap_to_v2(300, -1).is_err());
+    }
+
+    #[test]
+    fn cgroups_resources_v2_plans() {
+        let m = mem(r#"{"limit": 1048576, "swap": 3145728, "reservation": 524288}"#);
+        assert_eq!(
+            pairs(&plan_v2_memory(&m).expect("plan")),
+            vec![
+                ("memory.swap.max", "2097152"),
+                ("memory.max", "1048576"),
+                ("memory.low", "524288")
+            ]
+        );
+        let m = mem(r#"{"limit": -1}"#);
+        assert_eq!(
+            pairs(&plan_v2_memory(&m).expect("plan")),
+            vec![("memory.swap.max", "max"), ("memory.max", "max")]
+        );
+        assert!(plan_v2_memory(&mem(r#"{"swappiness": 10}"#)).is_err());
+
+        let r = res(
+            r#"{"cpu": {"shares": 1024, "quota": 50000, "period": 100000, "burst": 1000, "idle": 0}}"#,
+        );
+        let c = r.cpu().as_ref().expect("cpu");
+        assert_eq!(
+            pairs(&plan_v2_cpu(c).expect("plan")),
+            vec![
+                ("cpu.weight", "39"),
+                ("cpu.max", "50000 100000"),
+                ("cpu.max.burst", "1000"),
+                ("cpu.idle", "0")
+            ]
+        );
+        let r = res(r#"{"cpu": {"quota": -1}}"#);
+        assert_eq!(
+            pairs(&plan_v2_cpu(r.cpu().as_ref().expect("cpu")).expect("plan")),
+            vec![("cpu.max", "max")]
+        );
+        let r = res(r#"{"cpu": {"realtimeRuntime": 100}}"#);
+        assert!(plan_v2_cpu(r.cpu().as_ref().expect("cpu")).is_err());
+
+        let r = res(
+            r#"{"blockIO": {"weight": 500, "weightDevice": [{"major": 8, "minor": 0, "weight": 100}],
+                "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1000}],
+                "throttleWriteIopsDevice": [{"major": 8, "minor": 16, "rate": 0}]}}"#,
+        );
+        let b = r.block_io().as_ref().expect("blkio");
+        assert_eq!(
+            pairs(&plan_v2_io(b, |_| false).expect("plan")),
+            vec![
+                ("io.weight", "default 4950"),
+                ("io.weight", "8:0 991"),
+                ("io.max", "8:0 rbps=1000"),
+                ("io.max", "8:16 wiops=max")
+            ]
+        );
+        assert_eq!(
+            pairs(&plan_v2_io(b, |f| f == "io.bfq.weight").expect("plan"))[..2],
+            [("io.bfq.weight", "500"), ("io.bfq.weight", "8:0 100")]
+        );
+
+        let r = res(r#"{"hugepageLimits": [{"pageSize": "2MB", "limit": -1}]}"#);
+        let l = r.hugepage_limits().as_ref().expect("hugetlb");
+        assert_eq!(
+            pairs(&plan_hugetlb(l, true, |_| true).expect("plan")),
+            vec![("hugetlb.2MB.max", "max"), ("hugetlb.2MB.rsvd.max", "max")]
+        );
+        assert!(plan_hugetlb(l, true, |_| false).is_err());
+        let r = res(r#"{"hugepageLimits": [{"pageSize": "../2MB", "limit": 1}]}"#);
+        let l = r.hugepage_limits().as_ref().expect("hugetlb");
+        assert!(plan_hugetlb(l, false, |_| true).is_err());
+    }
+
+    #[test]
+    fn cgroups_resources_v1_plans() {
+        let m = mem(r#"{"limit": 100, "swap": 300}"#);
+        // Raising above the current limit: memsw first.
+        assert_eq!(
+            pairs(&plan_v1_memory(&m, || Ok(50)).expect("plan")),
+            vec![
+                ("memory.memsw.limit_in_bytes", "300"),
+                ("memory.limit_in_bytes", "100")
+            ]
+        );
+        // Lowering: memory first.
+        assert_eq!(
+            pairs(&plan_v1_memory(&m, || Ok(1000)).expect("plan")),
+            vec![
+                ("memory.limit_in_bytes", "100"),
+                ("memory.memsw.limit_in_bytes", "300")
+            ]
+        );
+        let m = mem(r#"{"limit": -1}"#);
+        assert_eq!(
+            pairs(&plan_v1_memory(&m, || Ok(0)).expect("plan")),
+            vec![
+                ("memory.memsw.limit_in_bytes", "-1"),
+                ("memory.limit_in_bytes", "-1")
+            ]
+        );
+        assert!(plan_v1_memory(&mem(r#"{"swappiness": 101}"#), || Ok(0)).is_err());
+        let p: LinuxPids = serde_json::from_str(r#"{"limit": -1}"#).expect("pids");
+        assert_eq!(pairs(&plan_pids(&p)), vec![("pids.max", "max")]);
+        let p: LinuxPids = serde_json::from_str(r#"{"limit": 0}"#).expect("pids");
+        assert!(plan_pids(&p).is_empty());
+        assert!(check_unified_key("memory.high").is_ok());
+        for bad in ["../x", "a/b", "cgroup.procs", "nodot", ""] {
+            assert!(check_unified_key(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! The container's filesystem, set up inside its init process (single
+//! threaded, already in its new mount namespace).
+//!
+//! | step      | when                      | what                                             |
+//! |-----------|---------------------------|--------------------------------------------------|
+//! | [`prepare`] | before pivot_root       | "/" propagation, rootfs self-bind, `mounts`, /dev |
+//! | [`enter`]   | after prepare           | pivot_root (or MS_MOVE + chroot), chdir("/")     |
+//! | [`finish`]  | after enter and sysctls | rootfsPropagation, maskedPaths, readonlyPaths, root.readonly |
+//! | [`bind_console`] | after enter        | pty slave onto /dev/console                      |
+//!
+//! Design rule (design.md §2): the rootfs is opened once as a `pathrs::Root`;
+//! every destination is resolved inside it to an `O_PATH` fd, and every mount
+//! is built detached and attached onto that fd with move_mount(2). No path
+//! joined from the rootfs path ever reaches mount(2). Needs Linux 5.12
+//! (mount_setattr).
+
+mod cgroup;
+mod devices;
+mod masks;
+mod mounts;
+mod options;
+mod paths;
+mod pivot;
+mod sys;
+
+use std::os::fd::BorrowedFd;
+use std::path::Path;
+
+use oci_spec::runtime::Spec;
+use pathrs::Root;
+use rustix::fs::{Mode, OFlags};
+
+use crate::cgroups::MountView;
+use crate::error::{Context, Result};
+
+/// Before pivot_root. `rootfs` is the absolute, canonical host path of
+/// root.path. `cgroups` tells how to mount /sys/fs/cgroup; `in_user_ns`
+/// makes device nodes bind mounts of the host's; `cgroupns` says whether
+/// the container has its own cgroup namespace.
+///
+/// Relative bind sources are resolved against the current directory, which
+/// must be the bundle (as for runc's init).
+pub fn prepare(
+    spec: &Spec,
+    rootfs: &Path,
+    cgroups: &MountView,
+    in_user_ns: bool,
+    cgroupns: bool,
+) -> Result<()> {
+    let change = pivot::root_propagation(rootfs_propagation(spec))?;
+    let slash = rustix::fs::open("/", OFlags::PATH | OFlags::CLOEXEC, Mode::empty());
+    let slash = sys::io(slash).step(|| "open /".to_string())?;
+    pivot::propagate_root(&slash, change, "set the propagation of /")?;
+    let root = pivot::bind_rootfs(rootfs, change)?;
+    let env = mounts::Env {
+        root: &root,
+        cgroups,
+        in_user_ns,
+        cgroupns,
+    };
+    for m in spec.mounts().iter().flatten() {
+        mounts::mount(&env, m)?;
+    }
+    if !devices::dev_is_bound(spec) {
+        devices::setup(&root, spec, in_user_ns)?;
+    }
+    Ok(())
+}
+
+/// pivot_root into the rootfs (pivot_root(".", ".") then detach the old
+/// root), or with `no_pivot` move the rootfs onto "/" and chroot; then
+/// chdir("/").
+pub fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
+    pivot::enter(rootfs, no_pivot)
+}
+
+/// After enter (and after sysctls): rootfsPropagation on the new root (it
+/// cannot be shared before pivot_root), maskedPaths, readonlyPaths, then
+/// root.readonly.
+pub fn finish(spec: &Spec) -> Result<()> {
+    let root = Root::open("/").step(|| "open / of the container".to_string())?;
+    if let Some(value) = rootfs_propagation(spec) {
+        let change = pivot::root_propagation(Some(value))?;
+        // Private needs nothing: the parent of the rootfs was made private
+        // (if it was shared) in prepare, as in runc.
+        if change.flag != libc::MS_PRIVATE {
+            pivot::propagate_root(&root, change, "set rootfsPropagation on /")?;
+        }
+    }
+    if let Some(linux) = spec.linux() {
+        masks::mask(&root, linux.masked_paths().as_deref().unwrap_or_default())?;
+        masks::readonly(&root, linux.readonly_paths().as_deref().unwrap_or_default())?;
+    }
+    if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+        masks::root_readonly(&root)?;
+    }
+    Ok(())
+}
+
+/// Bind the pty slave (a fd from TIOCGPTPEER, checked to be on devpts) onto
+/// /dev/console, by fd. After enter().
+pub fn bind_console(slave: BorrowedFd<'_>) -> Result<()> {
+    masks::console(slave)
+}
+
+fn rootfs_propagation(spec: &Spec) -> Option<&str> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .filter(|v| !v.is_empty())
+}

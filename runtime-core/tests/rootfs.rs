@@ -1,0 +1,1042 @@
+//! Real mount tests for `runtime_core::rootfs`. Each test forks a child that
+//! unshares its mount namespace (and more when the test needs it), runs the
+//! rootfs code there and looks at the result from inside: mountinfo, stat of
+//! nodes, reads and writes. Nothing is mounted on the host; temp dirs are
+//! removed afterwards. Without root each test prints why it is skipped.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use nix::mount::{mount, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{fork, ForkResult};
+use oci_spec::runtime::Spec;
+use runtime_core::cgroups::{HierarchyView, MountView};
+use runtime_core::rootfs;
+use serde_json::json;
+
+// ---------------------------------------------------------------- harness
+
+fn skip_reason() -> Option<&'static str> {
+    if !nix::unistd::geteuid().is_root() {
+        return Some("not root");
+    }
+    if !Path::new("/bin/busybox").exists() {
+        return Some("no /bin/busybox");
+    }
+    None
+}
+
+macro_rules! need_root {
+    () => {
+        if let Some(why) = skip_reason() {
+            eprintln!("SKIPPED {}: {why}", module_path!());
+            return;
+        }
+    };
+}
+
+/// Fail the child's check with a message.
+macro_rules! ensure {
+    ($cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            return Err(format!($($msg)+));
+        }
+    };
+}
+
+type Check = Result<(), String>;
+
+/// A temp dir removed on drop (after the child and its mounts are gone).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let dir =
+            std::env::temp_dir().join(format!("husk-rootfs-{}-{tag}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A busybox rootfs at `base/rootfs`.
+fn busybox_rootfs(base: &Path) -> PathBuf {
+    let rootfs = base.join("rootfs");
+    for dir in ["bin", "etc", "proc", "sys", "dev", "tmp", "mnt"] {
+        fs::create_dir_all(rootfs.join(dir)).expect("mkdir in rootfs");
+    }
+    fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("copy busybox");
+    std::os::unix::fs::symlink("busybox", rootfs.join("bin/sh")).expect("symlink sh");
+    fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/:/bin/sh\n").expect("passwd");
+    rootfs
+}
+
+fn spec(value: serde_json::Value) -> Spec {
+    let mut value = value;
+    value["ociVersion"] = json!("1.2.0");
+    if value.get("root").is_none() {
+        value["root"] = json!({"path": "rootfs"});
+    }
+    serde_json::from_value(value).expect("valid spec")
+}
+
+/// Run `f` in a forked child with its own mount namespace (plus `extra`
+/// namespaces) and fail the test with the child's message if it fails.
+fn in_child(extra: CloneFlags, f: impl FnOnce() -> Check) {
+    let (read_end, write_end) = nix::unistd::pipe().expect("pipe");
+    // SAFETY: the child only runs `f` (mount syscalls, file I/O, allocation,
+    // which glibc keeps fork-safe) and leaves with _exit, never returning
+    // into the test harness.
+    match unsafe { fork() }.expect("fork") {
+        ForkResult::Child => {
+            drop(read_end);
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                enter_namespaces(extra)?;
+                f()
+            }))
+            .unwrap_or_else(|_| Err("child panicked".into()));
+            let mut out = fs::File::from(write_end);
+            let msg = match &result {
+                Ok(()) => "ok".to_string(),
+                Err(e) => e.clone(),
+            };
+            let _ = out.write_all(msg.as_bytes());
+            drop(out);
+            // SAFETY: _exit ends the child without running the parent's
+            // atexit handlers or destructors.
+            unsafe { libc::_exit(if result.is_ok() { 0 } else { 1 }) };
+        }
+        ForkResult::Parent { child } => {
+            drop(write_end);
+            let mut msg = String::new();
+            fs::File::from(read_end)
+                .read_to_string(&mut msg)
+                .expect("read child result");
+            let status = waitpid(child, None).expect("waitpid");
+            assert!(
+                matches!(status, WaitStatus::Exited(_, 0)),
+                "child failed ({status:?}): {msg}"
+            );
+        }
+    }
+}
+
+fn enter_namespaces(extra: CloneFlags) -> Check {
+    unshare(CloneFlags::CLONE_NEWNS | extra).map_err(|e| format!("unshare: {e}"))?;
+    if extra.contains(CloneFlags::CLONE_NEWUSER) {
+        // Map root to root: the only mapping a process may write for itself.
+        fs::write("/proc/self/setgroups", "deny").map_err(|e| format!("setgroups: {e}"))?;
+        fs::write("/proc/self/uid_map", "0 0 1").map_err(|e| format!("uid_map: {e}"))?;
+        fs::write("/proc/self/gid_map", "0 0 1").map_err(|e| format!("gid_map: {e}"))?;
+    }
+    // Nothing we do may propagate back to the host.
+    let flags = MsFlags::MS_REC | MsFlags::MS_PRIVATE;
+    mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
+        .map_err(|e| format!("make / private: {e}"))
+}
+
+fn prepare(spec: &Spec, rootfs: &Path) -> Check {
+    prepare_with(spec, rootfs, &MountView::default(), false, false)
+}
+
+fn prepare_with(spec: &Spec, rootfs: &Path, view: &MountView, userns: bool, cgns: bool) -> Check {
+    rootfs::prepare(spec, rootfs, view, userns, cgns).map_err(|e| format!("prepare: {e}"))
+}
+
+// ------------------------------------------------------------ observations
+
+/// One line of /proc/self/mountinfo.
+#[derive(Debug, Clone)]
+struct MountLine {
+    root: String,
+    point: String,
+    opts: Vec<String>,
+    optional: Vec<String>,
+    fstype: String,
+    super_opts: Vec<String>,
+}
+
+impl MountLine {
+    fn has(&self, opt: &str) -> bool {
+        self.opts.iter().any(|o| o == opt)
+    }
+
+    fn has_super(&self, opt: &str) -> bool {
+        self.super_opts.iter().any(|o| o == opt)
+    }
+}
+
+fn mountinfo() -> Vec<MountLine> {
+    let text = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let l: Vec<&str> = left.split(' ').collect();
+            let r: Vec<&str> = right.split(' ').collect();
+            Some(MountLine {
+                root: l.get(3)?.to_string(),
+                point: l.get(4)?.to_string(),
+                opts: l.get(5)?.split(',').map(String::from).collect(),
+                optional: l[6..].iter().map(|s| s.to_string()).collect(),
+                fstype: r.first()?.to_string(),
+                super_opts: r.get(2)?.split(',').map(String::from).collect(),
+            })
+        })
+        .collect()
+}
+
+/// The top mount at `point`.
+fn mount_at(point: &Path) -> Result<MountLine, String> {
+    let point = point.to_string_lossy();
+    mountinfo()
+        .into_iter()
+        .rev()
+        .find(|m| m.point == point)
+        .ok_or_else(|| format!("nothing mounted at {point}"))
+}
+
+fn not_mounted(point: &Path) -> Check {
+    ensure!(
+        mount_at(point).is_err(),
+        "{} is a mount point",
+        point.display()
+    );
+    Ok(())
+}
+
+fn errno_of(result: std::io::Result<impl Sized>) -> Option<i32> {
+    result.err().and_then(|e| e.raw_os_error())
+}
+
+fn dev_of(path: &Path) -> Result<(char, u32, u32, u32, u32, u32), String> {
+    let meta = fs::symlink_metadata(path).map_err(|e| format!("stat {}: {e}", path.display()))?;
+    let kind = if meta.file_type().is_char_device() {
+        'c'
+    } else if meta.file_type().is_block_device() {
+        'b'
+    } else if meta.file_type().is_fifo() {
+        'p'
+    } else {
+        '?'
+    };
+    let rdev = meta.rdev();
+    Ok((
+        kind,
+        libc::major(rdev),
+        libc::minor(rdev),
+        meta.mode() & 0o7777,
+        meta.uid(),
+        meta.gid(),
+    ))
+}
+
+fn readlink(path: &str) -> String {
+    fs::read_link(path)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|e| format!("<{e}>"))
+}
+
+fn tmpfs_dev() -> serde_json::Value {
+    json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+           "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]})
+}
+
+// ------------------------------------------------------------------ tests
+
+/// Bind mounts: per-mount flags, recursive flags, atime, propagation, file
+/// binds; all visible in mountinfo.
+#[test]
+fn bind_options_show_in_mountinfo() {
+    need_root!();
+    let tmp = TempDir::new("bind");
+    let rootfs = busybox_rootfs(tmp.path());
+    let src = tmp.path().join("src");
+    fs::create_dir_all(src.join("sub")).expect("mkdir src");
+    fs::write(src.join("file"), "data").expect("write src file");
+    let src_s = src.display().to_string();
+    let spec = spec(json!({"mounts": [
+        tmpfs_dev(),
+        {"destination": "/mnt/a", "type": "bind", "source": src_s,
+         "options": ["rbind", "ro", "nosuid", "nodev", "noexec", "noatime"]},
+        {"destination": "/mnt/b", "source": src_s, "options": ["rbind", "rro", "rnosuid"]},
+        {"destination": "/mnt/file", "source": format!("{src_s}/file"),
+         "options": ["bind", "strictatime", "nodiratime"]},
+        {"destination": "/mnt/shared", "source": src_s, "options": ["bind", "shared"]},
+        {"destination": "/mnt/private", "source": src_s, "options": ["rbind", "rprivate", "rw"]},
+        {"destination": "/mnt/new/deep", "source": src_s, "options": ["bind", "relatime"]},
+    ]}));
+    let (src2, rootfs2) = (src.clone(), rootfs.clone());
+    in_child(CloneFlags::empty(), move || {
+        // A submount in the source, to tell recursive flags from top-only.
+        mount(
+            Some("tmpfs"),
+            &src2.join("sub"),
+            Some("tmpfs"),
+            MsFlags::empty(),
+            None::<&str>,
+        )
+        .map_err(|e| format!("mount sub: {e}"))?;
+        prepare(&spec, &rootfs2)?;
+        let a = mount_at(&rootfs2.join("mnt/a"))?;
+        for opt in ["ro", "nosuid", "nodev", "noexec", "noatime"] {
+            ensure!(a.has(opt), "/mnt/a lacks {opt}: {:?}", a.opts);
+        }
+        let a_sub = mount_at(&rootfs2.join("mnt/a/sub"))?;
+        ensure!(
+            a_sub.has("rw"),
+            "ro is not recursive, yet /mnt/a/sub is {:?}",
+            a_sub.opts
+        );
+        for point in ["mnt/b", "mnt/b/sub"] {
+            let b = mount_at(&rootfs2.join(point))?;
+            ensure!(b.has("ro") && b.has("nosuid"), "{point}: {:?}", b.opts);
+        }
+        let file = mount_at(&rootfs2.join("mnt/file"))?;
+        ensure!(file.has("nodiratime"), "file: {:?}", file.opts);
+        ensure!(
+            !file.has("relatime") && !file.has("noatime"),
+            "strictatime: {:?}",
+            file.opts
+        );
+        ensure!(
+            fs::read_to_string(rootfs2.join("mnt/file")).ok().as_deref() == Some("data"),
+            "file bind does not show the source"
+        );
+        let shared = mount_at(&rootfs2.join("mnt/shared"))?;
+        ensure!(
+            shared.optional.iter().any(|o| o.starts_with("shared:")),
+            "shared: {:?}",
+            shared.optional
+        );
+        let private = mount_at(&rootfs2.join("mnt/private"))?;
+        ensure!(
+            private.optional.is_empty() && private.has("rw"),
+            "private: {private:?}"
+        );
+        let deep = mount_at(&rootfs2.join("mnt/new/deep"))?;
+        ensure!(deep.has("relatime"), "deep: {:?}", deep.opts);
+        Ok(())
+    });
+}
+
+/// tmpfs, devpts, mqueue, proc, sysfs, overlay, a pass-through type, and
+/// unknown options as filesystem data.
+#[test]
+fn filesystems_mount_with_their_data() {
+    need_root!();
+    let tmp = TempDir::new("fs");
+    let rootfs = busybox_rootfs(tmp.path());
+    for dir in ["lower", "upper", "work"] {
+        fs::create_dir_all(tmp.path().join(dir)).expect("mkdir overlay dir");
+    }
+    fs::write(tmp.path().join("lower/from-lower"), "low").expect("lower file");
+    let p = |d: &str| tmp.path().join(d).display().to_string();
+    let spec = spec(json!({"mounts": [
+        tmpfs_dev(),
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+         "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/proc", "type": "proc", "source": "proc"},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+         "options": ["nosuid", "noexec", "nodev", "ro"]},
+        {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "nodev", "nr_inodes=1000", "mode=1777"]},
+        {"destination": "/mnt/ovl", "type": "overlay", "source": "overlay",
+         "options": [format!("lowerdir={}", p("lower")), format!("upperdir={}", p("upper")),
+                     format!("workdir={}", p("work"))]},
+        {"destination": "/mnt/ram", "type": "ramfs", "source": "ramfs", "options": ["mode=700"]},
+    ]}));
+    let (rootfs2, upper) = (rootfs.clone(), tmp.path().join("upper"));
+    in_child(CloneFlags::empty(), move || {
+        prepare(&spec, &rootfs2)?;
+        let at = |p: &str| mount_at(&rootfs2.join(p));
+        let dev = at("dev")?;
+        ensure!(dev.fstype == "tmpfs" && dev.has("nosuid"), "dev: {dev:?}");
+        ensure!(
+            dev.has_super("size=65536k") && dev.has_super("mode=755"),
+            "dev: {dev:?}"
+        );
+        let pts = at("dev/pts")?;
+        ensure!(pts.fstype == "devpts", "pts: {pts:?}");
+        for opt in ["gid=5", "mode=620", "ptmxmode=666"] {
+            ensure!(pts.has_super(opt), "pts lacks {opt}: {:?}", pts.super_opts);
+        }
+        let mq = at("dev/mqueue")?;
+        ensure!(mq.fstype == "mqueue" && mq.has("nodev"), "mqueue: {mq:?}");
+        ensure!(at("proc")?.fstype == "proc", "proc");
+        ensure!(
+            fs::read_link(rootfs2.join("proc/self")).is_ok(),
+            "proc is not usable"
+        );
+        let sys = at("sys")?;
+        ensure!(
+            sys.fstype == "sysfs" && sys.has("ro") && sys.has("noexec"),
+            "sys: {sys:?}"
+        );
+        let tmp = at("tmp")?;
+        ensure!(
+            tmp.has_super("nr_inodes=1000") && tmp.has_super("mode=1777"),
+            "tmp: {tmp:?}"
+        );
+        let ovl = at("mnt/ovl")?;
+        ensure!(ovl.fstype == "overlay", "overlay: {ovl:?}");
+        ensure!(
+            fs::read_to_string(rootfs2.join("mnt/ovl/from-lower"))
+                .ok()
+                .as_deref()
+                == Some("low"),
+            "overlay does not show the lower dir"
+        );
+        fs::write(rootfs2.join("mnt/ovl/new"), "up").map_err(|e| format!("overlay write: {e}"))?;
+        ensure!(
+            upper.join("new").exists(),
+            "overlay write did not reach upperdir"
+        );
+        let ram = at("mnt/ram")?;
+        ensure!(
+            ram.fstype == "ramfs" && ram.has_super("mode=700"),
+            "ramfs: {ram:?}"
+        );
+        Ok(())
+    });
+}
+
+/// Destinations that are symlinks pointing out of the rootfs (absolute and
+/// relative, to missing and existing host paths, file and directory) are
+/// created and mounted inside the rootfs; the host is left untouched.
+#[test]
+fn symlinked_destinations_stay_inside_the_rootfs() {
+    need_root!();
+    let tmp = TempDir::new("escape");
+    let base = tmp.path().to_path_buf();
+    let rootfs = busybox_rootfs(&base);
+    // Host-side targets the symlinks would reach if followed naively.
+    fs::create_dir_all(base.join("host-dir")).expect("host dir");
+    fs::write(base.join("host-file"), "host").expect("host file");
+    let link = |name: &str, target: &str| {
+        std::os::unix::fs::symlink(target, rootfs.join("etc").join(name)).expect("symlink")
+    };
+    link("abs-dir", "/etc/../../host-dir");
+    link("rel-dir", "../../host-dir2");
+    link("abs-file", "/etc/../../host-file");
+    link("rel-file", "../../host-file2");
+    std::os::unix::fs::symlink("../..", rootfs.join("up")).expect("symlink up");
+    fs::write(base.join("src-file"), "bound").expect("src file");
+    let src_file = base.join("src-file").display().to_string();
+    let spec = spec(json!({"mounts": [
+        {"destination": "/etc/abs-dir", "type": "tmpfs", "source": "tmpfs"},
+        {"destination": "/etc/rel-dir", "type": "tmpfs", "source": "tmpfs"},
+        {"destination": "/etc/abs-file", "type": "bind", "source": src_file, "options": ["bind"]},
+        {"destination": "/etc/rel-file", "type": "bind", "source": src_file, "options": ["bind"]},
+        {"destination": "/up/host-dir3/x", "type": "tmpfs", "source": "tmpfs"},
+    ]}));
+    let (base2, rootfs2) = (base.clone(), rootfs.clone());
+    in_child(CloneFlags::empty(), move || {
+        prepare(&spec, &rootfs2)?;
+        for inside in [
+            "host-dir",
+            "host-dir2",
+            "host-file",
+            "host-file2",
+            "host-dir3/x",
+        ] {
+            mount_at(&rootfs2.join(inside))?;
+        }
+        for outside in [
+            "host-dir",
+            "host-dir2",
+            "host-file",
+            "host-file2",
+            "host-dir3",
+        ] {
+            not_mounted(&base2.join(outside))?;
+        }
+        ensure!(
+            fs::read_to_string(rootfs2.join("etc/abs-file"))
+                .ok()
+                .as_deref()
+                == Some("bound"),
+            "abs-file does not lead to the bind inside the rootfs"
+        );
+        Ok(())
+    });
+    // And on the host: nothing created or changed outside the rootfs.
+    assert_eq!(
+        fs::read_to_string(base.join("host-file")).ok().as_deref(),
+        Some("host")
+    );
+    assert!(fs::read_dir(base.join("host-dir"))
+        .expect("host dir")
+        .next()
+        .is_none());
+    for missing in ["host-dir2", "host-file2", "host-dir3"] {
+        assert!(
+            !base.join(missing).exists(),
+            "{missing} created on the host"
+        );
+    }
+    assert!(rootfs.join("host-dir").is_dir() && rootfs.join("host-dir2").is_dir());
+    assert!(rootfs.join("host-file").is_file() && rootfs.join("host-file2").is_file());
+    assert!(rootfs.join("host-dir3/x").is_dir());
+}
+
+/// Default devices, linux.devices (char, block, fifo, with mode and
+/// owner), the /dev symlinks, and a device path through a symlink.
+#[test]
+fn devices_are_created_with_the_right_numbers_and_modes() {
+    need_root!();
+    let tmp = TempDir::new("dev");
+    let rootfs = busybox_rootfs(tmp.path());
+    std::os::unix::fs::symlink("/../../devout", rootfs.join("etc/devlink")).expect("symlink");
+    let spec = spec(json!({
+        "mounts": [tmpfs_dev(),
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": ["newinstance", "ptmxmode=0666"]}],
+        "linux": {"devices": [
+            {"path": "/dev/mynull", "type": "c", "major": 1, "minor": 3,
+             "fileMode": 0o600, "uid": 1000, "gid": 1001},
+            {"path": "/dev/sub/loop9", "type": "b", "major": 7, "minor": 9, "fileMode": 0o640},
+            {"path": "/dev/fifo", "type": "p", "fileMode": 0o620},
+            {"path": "/etc/devlink/zero", "type": "c", "major": 1, "minor": 5},
+        ]}
+    }));
+    let (base2, rootfs2) = (tmp.path().to_path_buf(), rootfs.clone());
+    in_child(CloneFlags::empty(), move || {
+        prepare(&spec, &rootfs2)?;
+        let dev = |p: &str| dev_of(&rootfs2.join(p));
+        let defaults = [
+            ("dev/null", 1, 3),
+            ("dev/zero", 1, 5),
+            ("dev/full", 1, 7),
+            ("dev/random", 1, 8),
+            ("dev/urandom", 1, 9),
+            ("dev/tty", 5, 0),
+        ];
+        for (path, major, minor) in defaults {
+            let got = dev(path)?;
+            ensure!(got == ('c', major, minor, 0o666, 0, 0), "{path}: {got:?}");
+        }
+        ensure!(
+            dev("dev/mynull")? == ('c', 1, 3, 0o600, 1000, 1001),
+            "mynull: {:?}",
+            dev("dev/mynull")
+        );
+        ensure!(
+            dev("dev/sub/loop9")? == ('b', 7, 9, 0o640, 0, 0),
+            "loop9: {:?}",
+            dev("dev/sub/loop9")
+        );
+        let fifo = dev("dev/fifo")?;
+        ensure!(fifo.0 == 'p' && fifo.3 == 0o620, "fifo: {fifo:?}");
+        ensure!(
+            dev("devout/zero")?.0 == 'c',
+            "device through a symlink not inside the rootfs"
+        );
+        ensure!(
+            !base2.join("devout").exists(),
+            "device created outside the rootfs"
+        );
+        let links = [
+            ("dev/fd", "/proc/self/fd"),
+            ("dev/stdin", "/proc/self/fd/0"),
+            ("dev/stdout", "/proc/self/fd/1"),
+            ("dev/stderr", "/proc/self/fd/2"),
+            ("dev/ptmx", "pts/ptmx"),
+        ];
+        for (link, target) in links {
+            let got = readlink(&rootfs2.join(link).display().to_string());
+            ensure!(got == target, "{link} -> {got}, want {target}");
+        }
+        let core = rootfs2.join("dev/core");
+        let want_core = Path::new("/proc/kcore").exists();
+        ensure!(
+            core.symlink_metadata().is_ok() == want_core,
+            "/dev/core vs /proc/kcore"
+        );
+        Ok(())
+    });
+}
+
+/// In a user namespace: device nodes are bind mounts of the host's, and
+/// sysfs (no netns of our own) falls back to a recursive bind of /sys.
+#[test]
+fn user_namespace_binds_devices_and_sysfs() {
+    need_root!();
+    let tmp = TempDir::new("userns");
+    let rootfs = busybox_rootfs(tmp.path());
+    let spec = spec(json!({
+        "mounts": [tmpfs_dev(),
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+             "options": ["nosuid", "noexec", "nodev", "ro"]}],
+        "linux": {"devices": [{"path": "/dev/fifo", "type": "p"}]}
+    }));
+    let rootfs2 = rootfs.clone();
+    in_child(CloneFlags::CLONE_NEWUSER, move || {
+        prepare_with(&spec, &rootfs2, &MountView::default(), true, false)?;
+        for (path, minor) in [("dev/null", 3), ("dev/zero", 5), ("dev/urandom", 9)] {
+            let node = rootfs2.join(path);
+            let m = mount_at(&node)?;
+            ensure!(
+                m.fstype == "devtmpfs",
+                "{path} is not the host's node: {m:?}"
+            );
+            let got = dev_of(&node)?;
+            ensure!(
+                got.0 == 'c' && got.1 == 1 && got.2 == minor,
+                "{path}: {got:?}"
+            );
+        }
+        ensure!(
+            dev_of(&rootfs2.join("dev/fifo"))?.0 == 'p',
+            "fifo not made by mknod"
+        );
+        let sys = mount_at(&rootfs2.join("sys"))?;
+        ensure!(sys.fstype == "sysfs" && sys.has("ro"), "sys: {sys:?}");
+        mount_at(&rootfs2.join("sys/fs/cgroup"))
+            .map_err(|e| format!("the /sys fallback is not recursive: {e}"))?;
+        Ok(())
+    });
+}
+
+fn cgroup_view(mount_point: &Path, container_path: &str) -> MountView {
+    MountView {
+        hierarchies: vec![HierarchyView {
+            mount_point: mount_point.to_path_buf(),
+            fstype: "cgroup2".into(),
+            options: String::new(),
+            subdir: String::new(),
+            container_path: container_path.into(),
+        }],
+        symlinks: Vec::new(),
+    }
+}
+
+fn cgroup_mount() -> serde_json::Value {
+    json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+           "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]})
+}
+
+/// cgroup v2 without a cgroup namespace: a read-only bind of the
+/// container's cgroup directory.
+#[test]
+fn cgroup_v2_binds_the_container_cgroup() {
+    need_root!();
+    let tmp = TempDir::new("cg2");
+    let rootfs = busybox_rootfs(tmp.path());
+    // Any directory does for a bind: make a fake hierarchy.
+    let fake = tmp.path().join("cg2");
+    fs::create_dir_all(fake.join("husk/c1")).expect("fake cgroup");
+    fs::write(fake.join("husk/c1/cgroup.procs"), "").expect("fake file");
+    let view = cgroup_view(&fake, "/husk/c1");
+    let spec = spec(json!({"mounts": [cgroup_mount()]}));
+    let rootfs2 = rootfs.clone();
+    in_child(CloneFlags::empty(), move || {
+        prepare_with(&spec, &rootfs2, &view, false, false)?;
+        let cg = mount_at(&rootfs2.join("sys/fs/cgroup"))?;
+        ensure!(
+            cg.root.ends_with("cg2/husk/c1"),
+            "bound the wrong dir: {cg:?}"
+        );
+        ensure!(cg.has("ro") && cg.has("nosuid"), "cg: {cg:?}");
+        ensure!(
+            rootfs2.join("sys/fs/cgroup/cgroup.procs").exists(),
+            "contents not visible"
+        );
+        Ok(())
+    });
+}
+
+/// cgroup v1 (and hybrid) with a cgroup namespace: a tmpfs with one real
+/// cgroup mount per host hierarchy, and the co-mount symlinks. Uses the
+/// host's own hierarchies, if it has v1 ones.
+#[test]
+fn cgroup_v1_with_namespace_mounts_each_hierarchy() {
+    need_root!();
+    let host = mountinfo();
+    let v1: Vec<MountLine> = host
+        .iter()
+        .filter(|m| m.fstype == "cgroup" && m.point.starts_with("/sys/fs/cgroup/"))
+        .cloned()
+        .collect();
+    if v1.is_empty() {
+        eprintln!("SKIPPED cgroup_v1_with_namespace_mounts_each_hierarchy: host has no cgroup v1");
+        return;
+    }
+    let hierarchies: Vec<HierarchyView> = v1
+        .iter()
+        .map(|m| {
+            let subdir = m.point.trim_start_matches("/sys/fs/cgroup/").to_string();
+            let options = m
+                .super_opts
+                .iter()
+                .filter(|o| *o != "rw" && *o != "ro")
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(",");
+            HierarchyView {
+                mount_point: PathBuf::from(&m.point),
+                fstype: "cgroup".into(),
+                options,
+                subdir,
+                container_path: "/".into(),
+            }
+        })
+        .collect();
+    let view = MountView {
+        hierarchies,
+        symlinks: vec![("cpu-link".into(), "cpu".into())],
+    };
+    let tmp = TempDir::new("cg1");
+    let rootfs = busybox_rootfs(tmp.path());
+    let spec = spec(json!({"mounts": [cgroup_mount()]}));
+    let (rootfs2, view2) = (rootfs.clone(), view.clone());
+    in_child(CloneFlags::CLONE_NEWCGROUP, move || {
+        prepare_with(&spec, &rootfs2, &view2, false, true)?;
+        let top = mount_at(&rootfs2.join("sys/fs/cgroup"))?;
+        ensure!(top.fstype == "tmpfs" && top.has("ro"), "top: {top:?}");
+        for h in &view2.hierarchies {
+            let m = mount_at(&rootfs2.join("sys/fs/cgroup").join(&h.subdir))?;
+            ensure!(m.fstype == "cgroup" && m.has("ro"), "{}: {m:?}", h.subdir);
+            ensure!(
+                m.root == "/",
+                "{} is not rooted at the namespace: {m:?}",
+                h.subdir
+            );
+        }
+        let link = rootfs2.join("sys/fs/cgroup/cpu-link").display().to_string();
+        ensure!(readlink(&link) == "cpu", "cpu-link -> {}", readlink(&link));
+        Ok(())
+    });
+}
+
+/// cgroup v2 with a cgroup namespace: a real cgroup2 mount.
+#[test]
+fn cgroup_v2_with_namespace_mounts_cgroup2() {
+    need_root!();
+    let unified = mountinfo().into_iter().find(|m| m.fstype == "cgroup2");
+    let Some(unified) = unified else {
+        eprintln!("SKIPPED cgroup_v2_with_namespace_mounts_cgroup2: no cgroup2 on the host");
+        return;
+    };
+    let tmp = TempDir::new("cg2ns");
+    let rootfs = busybox_rootfs(tmp.path());
+    let view = cgroup_view(Path::new(&unified.point), "/");
+    let spec = spec(json!({"mounts": [cgroup_mount()]}));
+    let rootfs2 = rootfs.clone();
+    in_child(CloneFlags::CLONE_NEWCGROUP, move || {
+        prepare_with(&spec, &rootfs2, &view, false, true)?;
+        let cg = mount_at(&rootfs2.join("sys/fs/cgroup"))?;
+        ensure!(
+            cg.fstype == "cgroup2" && cg.root == "/" && cg.has("ro"),
+            "cg: {cg:?}"
+        );
+        Ok(())
+    });
+}
+
+/// The whole flow: prepare, pivot_root, finish. Masked files read empty,
+/// masked dirs are empty and read-only, readonly paths refuse writes, the
+/// root is read-only, the old root is gone, and busybox runs.
+#[test]
+fn masked_and_readonly_paths_after_pivot() {
+    need_root!();
+    let tmp = TempDir::new("mask");
+    let rootfs = busybox_rootfs(tmp.path());
+    fs::write(rootfs.join("etc/secret"), "s3cret").expect("secret");
+    fs::create_dir_all(rootfs.join("etc/secretdir")).expect("secretdir");
+    fs::write(rootfs.join("etc/secretdir/key"), "k").expect("key");
+    fs::create_dir_all(rootfs.join("etc/rodir")).expect("rodir");
+    std::os::unix::fs::symlink("/etc/secret", rootfs.join("etc/secret-link")).expect("link");
+    let spec = spec(json!({
+        "root": {"path": "rootfs", "readonly": true},
+        "mounts": [tmpfs_dev(),
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["ro"]},
+            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}],
+        "linux": {
+            "maskedPaths": ["/proc/kcore", "/proc/timer_list", "/sys/firmware", "/etc/secret-link",
+                            "/etc/secretdir", "/does/not/exist"],
+            "readonlyPaths": ["/proc/sys", "/etc/rodir", "/missing/too"]
+        }
+    }));
+    let (base2, rootfs2) = (tmp.path().to_path_buf(), rootfs.clone());
+    in_child(CloneFlags::empty(), move || {
+        prepare(&spec, &rootfs2)?;
+        rootfs::enter(&rootfs2, false).map_err(|e| format!("enter: {e}"))?;
+        rootfs::finish(&spec).map_err(|e| format!("finish: {e}"))?;
+        let base_s = base2.display().to_string();
+        ensure!(
+            !mountinfo().iter().any(|m| m.point.starts_with(&base_s)),
+            "the old root is still visible"
+        );
+        ensure!(
+            fs::read_to_string("/etc/secret").ok().as_deref() == Some(""),
+            "secret readable"
+        );
+        ensure!(
+            dev_of(Path::new("/etc/secret"))?.0 == 'c',
+            "secret not masked by /dev/null"
+        );
+        let timer = fs::read_to_string("/proc/timer_list").ok();
+        ensure!(timer.as_deref() == Some(""), "timer_list: {timer:?}");
+        ensure!(
+            fs::read_dir("/etc/secretdir").map(|d| d.count()).ok() == Some(0),
+            "secretdir not empty"
+        );
+        ensure!(
+            errno_of(fs::write("/etc/secretdir/x", "")) == Some(libc::EROFS),
+            "masked dir writable"
+        );
+        ensure!(
+            fs::read_dir("/sys/firmware").map(|d| d.count()).ok() == Some(0),
+            "/sys/firmware not empty"
+        );
+        ensure!(
+            errno_of(fs::write("/etc/rodir/x", "")) == Some(libc::EROFS),
+            "readonly path writable"
+        );
+        let hostname = fs::OpenOptions::new()
+            .write(true)
+            .open("/proc/sys/kernel/hostname");
+        ensure!(
+            errno_of(hostname) == Some(libc::EROFS),
+            "/proc/sys writable"
+        );
+        ensure!(
+            errno_of(fs::write("/newfile", "")) == Some(libc::EROFS),
+            "root writable"
+        );
+        fs::write("/tmp/ok", "").map_err(|e| format!("/tmp on a read-only root: {e}"))?;
+        let out = std::process::Command::new("/bin/busybox")
+            .args(["cat", "/etc/passwd", "/etc/secret"])
+            .output()
+            .map_err(|e| format!("run busybox: {e}"))?;
+        ensure!(
+            String::from_utf8_lossy(&out.stdout).starts_with("root:x:0:0"),
+            "busybox: {out:?}"
+        );
+        Ok(())
+    });
+}
+
+/// --no-pivot: MS_MOVE onto "/" and chroot.
+#[test]
+fn enter_without_pivot_root() {
+    need_root!();
+    let tmp = TempDir::new("nopivot");
+    let rootfs = busybox_rootfs(tmp.path());
+    let spec = spec(json!({"mounts": [tmpfs_dev()]}));
+    let rootfs2 = rootfs.clone();
+    in_child(CloneFlags::empty(), move || {
+        prepare(&spec, &rootfs2)?;
+        rootfs::enter(&rootfs2, true).map_err(|e| format!("enter: {e}"))?;
+        rootfs::finish(&spec).map_err(|e| format!("finish: {e}"))?;
+        ensure!(Path::new("/bin/busybox").is_file(), "not in the rootfs");
+        ensure!(dev_of(Path::new("/dev/null"))?.1 == 1, "no /dev/null");
+        ensure!(
+            std::env::current_dir().ok() == Some(PathBuf::from("/")),
+            "cwd is not /"
+        );
+        Ok(())
+    });
+}
+
+/// A /dev/null that is a symlink (or a plain file) is refused for masking,
+/// and the masked path is left as it was rather than bound to something
+/// else.
+#[test]
+fn planted_dev_null_is_refused_for_masking() {
+    need_root!();
+    for planted in ["symlink", "file"] {
+        let tmp = TempDir::new("devnull");
+        let rootfs = busybox_rootfs(tmp.path());
+        fs::write(rootfs.join("etc/secret"), "s3cret").expect("secret");
+        match planted {
+            "symlink" => std::os::unix::fs::symlink("/etc/passwd", rootfs.join("dev/null")),
+            _ => fs::write(rootfs.join("dev/null"), "not null"),
+        }
+        .expect("plant /dev/null");
+        // No /dev mount: the image's /dev (with the planted null) is used.
+        let spec = spec(json!({"linux": {"maskedPaths": ["/etc/secret"]}}));
+        let rootfs2 = rootfs.clone();
+        in_child(CloneFlags::empty(), move || {
+            prepare(&spec, &rootfs2)?;
+            rootfs::enter(&rootfs2, false).map_err(|e| format!("enter: {e}"))?;
+            let err = match rootfs::finish(&spec) {
+                Ok(()) => return Err("masking with a planted /dev/null succeeded".into()),
+                Err(e) => e.to_string(),
+            };
+            ensure!(
+                err.contains("/dev/null"),
+                "error does not name /dev/null: {err}"
+            );
+            not_mounted(Path::new("/etc/secret"))?;
+            ensure!(
+                fs::read_to_string("/etc/passwd")
+                    .map(|s| s.starts_with("root"))
+                    .unwrap_or(false),
+                "/etc/passwd changed"
+            );
+            Ok(())
+        });
+    }
+}
+
+/// The pty slave is bound onto /dev/console by fd; a non-pty fd is refused.
+#[test]
+fn console_is_bound_from_the_pty_slave() {
+    need_root!();
+    let tmp = TempDir::new("console");
+    let rootfs = busybox_rootfs(tmp.path());
+    let spec = spec(json!({"mounts": [tmpfs_dev(),
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+         "options": ["newinstance", "ptmxmode=0666", "mode=0620"]}]}));
+    let rootfs2 = rootfs.clone();
+    in_child(CloneFlags::empty(), move || {
+        prepare(&spec, &rootfs2)?;
+        rootfs::enter(&rootfs2, false).map_err(|e| format!("enter: {e}"))?;
+        let null = fs::File::open("/dev/null").map_err(|e| format!("open null: {e}"))?;
+        ensure!(
+            rootfs::bind_console(null.as_fd()).is_err(),
+            "/dev/null accepted as a console"
+        );
+        let slave = open_pty_slave()?;
+        rootfs::bind_console(slave.as_fd()).map_err(|e| format!("bind_console: {e}"))?;
+        let want = fs::metadata(format!("/proc/self/fd/{}", slave.as_raw_fd()))
+            .map_err(|e| format!("stat slave: {e}"))?
+            .rdev();
+        let got = fs::metadata("/dev/console").map_err(|e| format!("stat console: {e}"))?;
+        ensure!(
+            got.rdev() == want,
+            "console rdev {} != slave {want}",
+            got.rdev()
+        );
+        ensure!(
+            mount_at(Path::new("/dev/console"))?.fstype == "devpts",
+            "console not devpts"
+        );
+        Ok(())
+    });
+}
+
+/// A pty pair from the container's own devpts, the slave by TIOCGPTPEER.
+fn open_pty_slave() -> Result<OwnedFd, String> {
+    use nix::fcntl::OFlag;
+    let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY)
+        .map_err(|e| format!("open /dev/ptmx: {e}"))?;
+    nix::pty::unlockpt(&master).map_err(|e| format!("unlockpt: {e}"))?;
+    // SAFETY: TIOCGPTPEER takes open flags and returns a new fd we own.
+    let fd = unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY,
+        )
+    };
+    if fd < 0 {
+        return Err(format!("TIOCGPTPEER: {}", std::io::Error::last_os_error()));
+    }
+    std::mem::forget(master);
+    // SAFETY: `fd` was just returned by the kernel and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// rootfsPropagation "shared" with a shared parent mount: pivot_root still
+/// works (the parent is made private), and "/" ends up shared.
+#[test]
+fn shared_rootfs_propagation() {
+    need_root!();
+    let tmp = TempDir::new("shared");
+    let rootfs = busybox_rootfs(tmp.path());
+    let spec = spec(json!({"mounts": [tmpfs_dev()], "linux": {"rootfsPropagation": "shared"}}));
+    let (base2, rootfs2) = (tmp.path().to_path_buf(), rootfs.clone());
+    in_child(CloneFlags::empty(), move || {
+        // Make the mount holding the rootfs shared, as on a systemd host.
+        mount(
+            Some(&base2),
+            &base2,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| format!("bind base: {e}"))?;
+        mount(
+            None::<&str>,
+            &base2,
+            None::<&str>,
+            MsFlags::MS_SHARED,
+            None::<&str>,
+        )
+        .map_err(|e| format!("share base: {e}"))?;
+        prepare(&spec, &rootfs2)?;
+        rootfs::enter(&rootfs2, false).map_err(|e| format!("enter: {e}"))?;
+        rootfs::finish(&spec).map_err(|e| format!("finish: {e}"))?;
+        let root = mount_at(Path::new("/"))?;
+        ensure!(
+            root.optional.iter().any(|o| o.starts_with("shared:")),
+            "/: {root:?}"
+        );
+        Ok(())
+    });
+}
+
+/// Errors say which mount failed and why.
+#[test]
+fn errors_name_the_mount_and_the_cause() {
+    need_root!();
+    let tmp = TempDir::new("errors");
+    let rootfs = busybox_rootfs(tmp.path());
+    std::os::unix::fs::symlink("/tmp", rootfs.join("proc-link")).expect("symlink");
+    let cases = [
+        (
+            json!({"destination": "/mnt/x", "source": "/nonexistent-husk", "options": ["bind"]}),
+            vec!["mount /nonexistent-husk on /mnt/x", "No such file"],
+        ),
+        (
+            json!({"destination": "/mnt/x", "source": "/tmp", "options": ["bind", "idmap"]}),
+            vec!["mount /tmp on /mnt/x", "idmap"],
+        ),
+        (
+            json!({"destination": "/mnt/o", "type": "overlay", "source": "overlay",
+                   "options": ["lowerdir=/nonexistent-husk"]}),
+            vec!["mount overlay on /mnt/o"],
+        ),
+        (
+            json!({"destination": "/proc-link", "type": "proc", "source": "proc"}),
+            vec!["mount proc on /proc-link", "symlink"],
+        ),
+    ];
+    for (m, wants) in cases {
+        let spec = spec(json!({"mounts": [m]}));
+        let rootfs2 = rootfs.clone();
+        in_child(CloneFlags::empty(), move || {
+            let err = match rootfs::prepare(&spec, &rootfs2, &MountView::default(), false, false) {
+                Ok(()) => return Err("prepare succeeded".into()),
+                Err(e) => e.to_string(),
+            };
+            for want in &wants {
+                ensure!(err.contains(want), "error {err:?} lacks {want:?}");
+            }
+            Ok(())
+        });
+    }
+}
