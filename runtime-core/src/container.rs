@@ -80,6 +80,14 @@ impl Drop for CreateGuard<'_> {
 pub fn create(opts: &CreateOptions) -> Result<Created> {
     let bundle = config::load_bundle(&opts.bundle)?;
     let console = console_socket(opts, &bundle)?;
+    create_bundle(opts, bundle, console)
+}
+
+fn create_bundle(
+    opts: &CreateOptions,
+    bundle: Bundle,
+    console: Option<OwnedFd>,
+) -> Result<Created> {
     let dir = ContainerDir::create(&opts.root, &opts.id)?;
     let mut guard = CreateGuard {
         dir: &dir,
@@ -272,14 +280,17 @@ impl Session<'_> {
     }
 }
 
-fn console_socket(opts: &CreateOptions, bundle: &Bundle) -> Result<Option<OwnedFd>> {
-    let terminal = bundle
+fn wants_terminal(bundle: &Bundle) -> bool {
+    bundle
         .spec
         .process()
         .as_ref()
         .and_then(|p| p.terminal())
-        .unwrap_or(false);
-    match (&opts.console_socket, terminal) {
+        .unwrap_or(false)
+}
+
+fn console_socket(opts: &CreateOptions, bundle: &Bundle) -> Result<Option<OwnedFd>> {
+    match (&opts.console_socket, wants_terminal(bundle)) {
         (Some(path), true) => terminal::connect_console_socket(path).map(Some),
         (None, true) => Err(Error::config(
             "process.terminal is true but no --console-socket was given",
@@ -323,10 +334,25 @@ fn new_state(opts: &CreateOptions, bundle: &Bundle, cgroup: ContainerCgroup) -> 
         owner: state::user_name(nix::unistd::geteuid().as_raw()),
         annotations: bundle.spec.annotations().clone().unwrap_or_default(),
         cgroup: Some(cgroup),
+        oci_version: bundle.spec.version().clone(),
+        poststart: hooks_of(bundle, |h| h.poststart()),
+        poststop: hooks_of(bundle, |h| h.poststop()),
         sweep_mounts_under: propagation
             .contains("shared")
             .then(|| bundle.rootfs.clone()),
     }
+}
+
+fn hooks_of(
+    bundle: &Bundle,
+    pick: impl Fn(&oci_spec::runtime::Hooks) -> &Option<Vec<oci_spec::runtime::Hook>>,
+) -> Vec<oci_spec::runtime::Hook> {
+    bundle
+        .spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| pick(h).clone())
+        .unwrap_or_default()
 }
 
 fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
@@ -351,7 +377,7 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     record.recorded = Status::Running;
     dir.save(&record)?;
     drop(dir);
-    run_poststart_hooks(root, id, &record);
+    run_poststart_hooks(&record);
     Ok(())
 }
 
@@ -374,33 +400,19 @@ fn release_init(dir: &ContainerDir) -> Result<()> {
 
 /// poststart hooks: failures are reported, but the container keeps running
 /// (runtime-spec: "the runtime MUST log a warning").
-fn run_poststart_hooks(root: &Path, id: &str, record: &State) {
-    let Ok(spec) = saved_spec(&root.join(id)) else {
-        return;
-    };
-    let hooks = spec
-        .hooks()
-        .as_ref()
-        .and_then(|h| h.poststart().clone())
-        .unwrap_or_default();
-    if hooks.is_empty() {
+fn run_poststart_hooks(record: &State) {
+    if record.poststart.is_empty() {
         return;
     }
-    let state = spec_state(record, &spec, Status::Running);
-    if let Err(e) = hooks::run_all("poststart", &hooks, &state) {
+    let state = spec_state(record, Status::Running);
+    if let Err(e) = hooks::run_all("poststart", &record.poststart, &state) {
         eprintln!("husk: warning: {e}");
     }
 }
 
-fn saved_spec(dir: &Path) -> Result<oci_spec::runtime::Spec> {
-    let path = dir.join(state::CONFIG_FILE);
-    let raw = std::fs::read(&path).step(|| format!("read {}", path.display()))?;
-    config::parse(&raw)
-}
-
-fn spec_state(record: &State, spec: &oci_spec::runtime::Spec, status: Status) -> SpecState {
+fn spec_state(record: &State, status: Status) -> SpecState {
     SpecState {
-        oci_version: spec.version().clone(),
+        oci_version: record.oci_version.clone(),
         id: record.id.clone(),
         status: status.to_string(),
         pid: (status != Status::Stopped && record.pid > 0).then_some(record.pid),
@@ -540,26 +552,18 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     if let Some(rootfs) = &record.sweep_mounts_under {
         sweep_mounts(rootfs);
     }
-    let spec = saved_spec(&dir.path).ok();
     dir.remove()?;
-    if let Some(spec) = spec {
-        run_poststop_hooks(&record, &spec);
-    }
+    run_poststop_hooks(&record);
     Ok(())
 }
 
 /// poststop hooks: failures are warnings (runtime-spec).
-fn run_poststop_hooks(record: &State, spec: &oci_spec::runtime::Spec) {
-    let hooks = spec
-        .hooks()
-        .as_ref()
-        .and_then(|h| h.poststop().clone())
-        .unwrap_or_default();
-    if hooks.is_empty() {
+fn run_poststop_hooks(record: &State) {
+    if record.poststop.is_empty() {
         return;
     }
-    let state = spec_state(record, spec, Status::Stopped);
-    if let Err(e) = hooks::run_all("poststop", &hooks, &state) {
+    let state = spec_state(record, Status::Stopped);
+    if let Err(e) = hooks::run_all("poststop", &record.poststop, &state) {
         eprintln!("husk: warning: {e}");
     }
 }
@@ -591,9 +595,23 @@ pub fn run(opts: &CreateOptions, detach: bool, keep: bool) -> Result<i32> {
         return Ok(0);
     }
     let signals = crate::signals::Forwarder::block()?;
-    let created = create(opts)?;
+    let bundle = config::load_bundle(&opts.bundle)?;
+    // In the foreground without --console-socket, husk itself holds the pty
+    // master and relays it to its own stdio, as runc does.
+    let relay = wants_terminal(&bundle) && opts.console_socket.is_none();
+    let (created, relay) = if relay {
+        let (ours, theirs) = UnixStream::pair().step(|| "console socketpair".into())?;
+        let created = create_bundle(opts, bundle, Some(OwnedFd::from(theirs)))?;
+        (created, Some(terminal::Relay::start(ours)?))
+    } else {
+        let console = console_socket(opts, &bundle)?;
+        (create_bundle(opts, bundle, console)?, None)
+    };
     start(&opts.root, &opts.id)?;
     let code = signals.forward_until_exit(created.pid, &created.pidfd)?;
+    if let Some(relay) = relay {
+        relay.finish();
+    }
     if !keep {
         delete(&opts.root, &opts.id, true)?;
     }

@@ -64,6 +64,15 @@ pub struct State {
     #[serde(default)]
     pub annotations: HashMap<String, String>,
     pub cgroup: Option<ContainerCgroup>,
+    /// The config's ociVersion, for the state hooks see.
+    #[serde(default)]
+    pub oci_version: String,
+    /// poststart and poststop hooks, kept here so that start and delete need
+    /// not parse config.json again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub poststart: Vec<oci_spec::runtime::Hook>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub poststop: Vec<oci_spec::runtime::Hook>,
     /// Host mounts that a shared rootfsPropagation may have let escape, to be
     /// swept at delete (only recorded when propagation can leak).
     #[serde(default)]

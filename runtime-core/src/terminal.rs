@@ -129,3 +129,106 @@ fn make_controlling(slave: &OwnedFd) -> Result<()> {
     }
     Ok(())
 }
+
+/// Foreground `run` with a terminal: receive the pty master and copy between
+/// it and husk's own stdio (in raw mode when stdin is a terminal) until the
+/// container's side closes.
+pub struct Relay {
+    output: Option<std::thread::JoinHandle<()>>,
+    saved: Option<nix::sys::termios::Termios>,
+}
+
+impl Relay {
+    /// Wait for the master on `socket` in a thread, then relay.
+    pub fn start(socket: UnixStream) -> Result<Relay> {
+        let saved = make_stdin_raw();
+        let output = std::thread::spawn(move || {
+            let Ok(master) = receive_master(&socket) else {
+                return;
+            };
+            copy_window_size(&master);
+            let Ok(input_side) = master.try_clone() else {
+                return;
+            };
+            std::thread::spawn(move || {
+                copy(std::io::stdin().lock(), std::fs::File::from(input_side))
+            });
+            copy(std::fs::File::from(master), std::io::stdout().lock());
+        });
+        Ok(Relay {
+            output: Some(output),
+            saved,
+        })
+    }
+
+    /// Wait for the container's output to drain and restore the terminal.
+    pub fn finish(mut self) {
+        if let Some(output) = self.output.take() {
+            let _ = output.join();
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.saved {
+            let _ = nix::sys::termios::tcsetattr(
+                std::io::stdin(),
+                nix::sys::termios::SetArg::TCSANOW,
+                saved,
+            );
+        }
+    }
+}
+
+fn receive_master(socket: &UnixStream) -> Result<OwnedFd> {
+    let mut buf = [0u8; 256];
+    let mut fds = Vec::new();
+    crate::channel::recv_packet(socket.as_raw_fd(), &mut buf, &mut fds)
+        .step(|| "receive the pty master".into())?;
+    fds.into_iter()
+        .next()
+        .ok_or_else(|| Error::step("receive the pty master", "no fd came"))
+}
+
+fn make_stdin_raw() -> Option<nix::sys::termios::Termios> {
+    use nix::sys::termios;
+    let stdin = std::io::stdin();
+    let saved = termios::tcgetattr(&stdin).ok()?;
+    let mut raw = saved.clone();
+    termios::cfmakeraw(&mut raw);
+    termios::tcsetattr(&stdin, termios::SetArg::TCSANOW, &raw).ok()?;
+    Some(saved)
+}
+
+/// Give the pty the size of husk's own terminal, if it has one.
+fn copy_window_size(master: &OwnedFd) {
+    let mut size = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes a winsize that lives for the call.
+    if unsafe { libc::ioctl(libc::STDIN_FILENO, libc::TIOCGWINSZ, &mut size) } == 0 {
+        // SAFETY: TIOCSWINSZ reads a winsize that lives for the call.
+        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &size) };
+    }
+}
+
+fn copy(mut from: impl std::io::Read, mut to: impl std::io::Write) {
+    let mut buf = [0u8; 8192];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() || to.flush().is_err() {
+                    return;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            // EIO: the pty's slave side closed (the container exited).
+            Err(_) => return,
+        }
+    }
+}
