@@ -22,9 +22,9 @@ fn skip_reason() -> Option<String> {
 }
 
 macro_rules! need_root {
-    () => {
+    ($test:ident) => {
         if let Some(why) = skip_reason() {
-            eprintln!("SKIPPED {}: {why}", module_path!());
+            eprintln!("SKIPPED {}: {why}", stringify!($test));
             return;
         }
     };
@@ -110,7 +110,7 @@ fn assert_gone(dirs: &[PathBuf]) {
 
 #[test]
 fn cgroups_layout_matches_statfs() {
-    need_root!();
+    need_root!(cgroups_layout_matches_statfs);
     let layout = detect_layout().expect("layout");
     let unified = Path::new("/sys/fs/cgroup/unified/cgroup.procs").exists();
     let pure = Path::new("/sys/fs/cgroup/cgroup.procs").exists();
@@ -126,7 +126,7 @@ fn cgroups_layout_matches_statfs() {
 
 #[test]
 fn cgroups_attach_procs_signal_destroy() {
-    need_root!();
+    need_root!(cgroups_attach_procs_signal_destroy);
     let top = uid("attach");
     let path = format!("/{top}/ctr");
     let cg = ContainerCgroup::create(Some(&path), "ctr", false).expect("create");
@@ -171,7 +171,7 @@ fn cgroups_attach_procs_signal_destroy() {
 
 #[test]
 fn cgroups_kill_all_catches_children() {
-    need_root!();
+    need_root!(cgroups_kill_all_catches_children);
     let path = format!("/{}", uid("killall"));
     let cg = ContainerCgroup::create(Some(&path), "x", false).expect("create");
     // A shell with five background children, all in the cgroup by fork.
@@ -204,7 +204,7 @@ fn cgroups_kill_all_catches_children() {
 
 #[test]
 fn cgroups_relative_and_default_paths() {
-    need_root!();
+    need_root!(cgroups_relative_and_default_paths);
     let layout = detect_layout().expect("layout");
     let rel = format!("{}/inner", uid("rel"));
     let cg = ContainerCgroup::create(Some(&rel), "x", false).expect("create relative");
@@ -244,7 +244,7 @@ fn cgroups_relative_and_default_paths() {
 
 #[test]
 fn cgroups_bad_paths_rejected() {
-    need_root!();
+    need_root!(cgroups_bad_paths_rejected);
     for p in ["/husk/../../etc", "a/../b", "..", "", "/", "a\nb"] {
         match ContainerCgroup::create(Some(p), "x", false) {
             Err(Error::Config(msg)) => assert!(msg.contains("linux.cgroupsPath"), "{msg}"),
@@ -267,7 +267,7 @@ fn cgroups_bad_paths_rejected() {
 
 #[test]
 fn cgroups_existing_cgroup_with_processes_refused() {
-    need_root!();
+    need_root!(cgroups_existing_cgroup_with_processes_refused);
     let path = format!("/{}/ctr", uid("busy"));
     let first = ContainerCgroup::create(Some(&path), "a", false).expect("create");
     let mut child = sleeper();
@@ -285,7 +285,7 @@ fn cgroups_existing_cgroup_with_processes_refused() {
 
 #[test]
 fn cgroups_existing_empty_cgroup_reused_but_not_removed() {
-    need_root!();
+    need_root!(cgroups_existing_empty_cgroup_reused_but_not_removed);
     let top = uid("reuse");
     let path = format!("/{top}/ctr");
     let owner = ContainerCgroup::create(Some(&path), "a", false).expect("create");
@@ -304,7 +304,7 @@ fn cgroups_existing_empty_cgroup_reused_but_not_removed() {
 
 #[test]
 fn cgroups_shared_parent_left_to_its_other_users() {
-    need_root!();
+    need_root!(cgroups_shared_parent_left_to_its_other_users);
     let top = uid("shared");
     let a = ContainerCgroup::create(Some(&format!("/{top}/a")), "a", false).expect("a");
     let b = ContainerCgroup::create(Some(&format!("/{top}/b")), "b", false).expect("b");
@@ -324,7 +324,7 @@ fn cgroups_shared_parent_left_to_its_other_users() {
 
 #[test]
 fn cgroups_destroy_is_idempotent() {
-    need_root!();
+    need_root!(cgroups_destroy_is_idempotent);
     let path = format!("/{}/ctr", uid("idem"));
     let cg = ContainerCgroup::create(Some(&path), "x", false).expect("create");
     // Through state.json and back, as `delete` sees it.
@@ -345,7 +345,7 @@ fn cgroups_destroy_is_idempotent() {
 
 #[test]
 fn cgroups_destroy_removes_sub_cgroups_of_the_container() {
-    need_root!();
+    need_root!(cgroups_destroy_removes_sub_cgroups_of_the_container);
     let path = format!("/{}", uid("nested"));
     let cg = ContainerCgroup::create(Some(&path), "x", false).expect("create");
     // What a container with its own cgroup manager would do.
@@ -371,7 +371,7 @@ fn cgroups_destroy_removes_sub_cgroups_of_the_container() {
 
 #[test]
 fn cgroups_freeze_thaw() {
-    need_root!();
+    need_root!(cgroups_freeze_thaw);
     let path = format!("/{}", uid("freeze"));
     let cg = ContainerCgroup::create(Some(&path), "x", false).expect("create");
     let mut child = sleeper();
@@ -393,7 +393,7 @@ fn cgroups_freeze_thaw() {
 
 #[test]
 fn cgroups_mount_view_describes_hierarchies() {
-    need_root!();
+    need_root!(cgroups_mount_view_describes_hierarchies);
     let path = format!("/{}/ctr", uid("view"));
     let cg = ContainerCgroup::create(Some(&path), "x", false).expect("create");
     let view = cg.mount_view();
@@ -447,7 +447,7 @@ const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 #[test]
 fn cgroups_clone_into_cgroup() {
-    need_root!();
+    need_root!(cgroups_clone_into_cgroup);
     use std::os::fd::AsRawFd;
     let path = format!("/{}", uid("clone3"));
     let cg = ContainerCgroup::create(Some(&path), "x", false).expect("create");
@@ -503,7 +503,7 @@ fn cgroups_clone_into_cgroup() {
 
 #[test]
 fn cgroups_create_and_destroy_are_fast() {
-    need_root!();
+    need_root!(cgroups_create_and_destroy_are_fast);
     let path = format!("/{}/ctr", uid("fast"));
     let mut worst = (Duration::ZERO, Duration::ZERO);
     for _ in 0..20 {
@@ -527,4 +527,255 @@ fn cgroups_create_and_destroy_are_fast() {
         "destroy took {:?}",
         worst.1
     );
+}
+
+fn read(dir: &Path, file: &str) -> String {
+    std::fs::read_to_string(dir.join(file))
+        .unwrap_or_else(|e| panic!("read {}/{file}: {e}", dir.display()))
+        .trim()
+        .to_owned()
+}
+
+/// major:minor of a real block device, if the host has one.
+fn block_device() -> Option<(u32, u32)> {
+    let mut names: Vec<String> = std::fs::read_dir("/sys/block")
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| !n.starts_with("loop") && !n.starts_with("ram") && !n.starts_with("zram"))
+        .collect();
+    names.sort();
+    let dev = std::fs::read_to_string(format!("/sys/block/{}/dev", names.first()?)).ok()?;
+    let (maj, min) = dev.trim().split_once(':')?;
+    Some((maj.parse().ok()?, min.parse().ok()?))
+}
+
+fn resources(json: &str) -> oci_spec::runtime::LinuxResources {
+    serde_json::from_str(json).expect("resources json")
+}
+
+#[test]
+fn cgroups_resources_applied_on_v1() {
+    need_root!(cgroups_resources_applied_on_v1);
+    if detect_layout().expect("layout") == Layout::V2 {
+        eprintln!("SKIPPED cgroups_resources_applied_on_v1: no v1 hierarchies here");
+        return;
+    }
+    let path = format!("/{}", uid("res"));
+    let cg = ContainerCgroup::create(Some(&path), "x", false).expect("create");
+    let mib = 1024 * 1024;
+    let mut json = format!(
+        r#"{{"memory": {{"limit": {}, "swap": {}, "reservation": {}, "swappiness": 10,
+                         "disableOOMKiller": true}},
+            "cpu": {{"shares": 512, "quota": 50000, "period": 100000, "burst": 10000,
+                     "cpus": "0", "mems": "0"}},
+            "pids": {{"limit": 123}}"#,
+        64 * mib,
+        96 * mib,
+        32 * mib
+    );
+    let dev = block_device();
+    if let Some((maj, min)) = dev {
+        json.push_str(&format!(
+            r#", "blockIO": {{"weight": 500,
+                "throttleReadBpsDevice": [{{"major": {maj}, "minor": {min}, "rate": 1048576}}],
+                "throttleWriteIOPSDevice": [{{"major": {maj}, "minor": {min}, "rate": 300}}]}}"#
+        ));
+    }
+    json.push('}');
+    // Empty sections (as clients send them) need nothing.
+    cg.apply_resources(&resources(
+        r#"{"memory": {}, "blockIO": {}, "cpu": {}, "pids": {"limit": 0}}"#,
+    ))
+    .expect("empty sections");
+    cg.apply_resources(&resources(&json)).expect("apply");
+
+    let memory = cg.v1_dir("memory").expect("memory hierarchy");
+    assert_eq!(
+        read(&memory, "memory.limit_in_bytes"),
+        (64 * mib).to_string()
+    );
+    assert_eq!(
+        read(&memory, "memory.memsw.limit_in_bytes"),
+        (96 * mib).to_string()
+    );
+    assert_eq!(
+        read(&memory, "memory.soft_limit_in_bytes"),
+        (32 * mib).to_string()
+    );
+    assert_eq!(read(&memory, "memory.swappiness"), "10");
+    assert!(read(&memory, "memory.oom_control").contains("oom_kill_disable 1"));
+    let cpu = cg.v1_dir("cpu").expect("cpu hierarchy");
+    assert_eq!(read(&cpu, "cpu.shares"), "512");
+    assert_eq!(read(&cpu, "cpu.cfs_period_us"), "100000");
+    assert_eq!(read(&cpu, "cpu.cfs_quota_us"), "50000");
+    assert_eq!(read(&cpu, "cpu.cfs_burst_us"), "10000");
+    let cpuset = cg.v1_dir("cpuset").expect("cpuset hierarchy");
+    assert_eq!(read(&cpuset, "cpuset.cpus"), "0");
+    assert_eq!(read(&cpuset, "cpuset.mems"), "0");
+    let pids = cg.v1_dir("pids").expect("pids hierarchy");
+    assert_eq!(read(&pids, "pids.max"), "123");
+    if let Some((maj, min)) = dev {
+        let blkio = cg.v1_dir("blkio").expect("blkio hierarchy");
+        let weight = if blkio.join("blkio.weight").exists() {
+            "blkio.weight"
+        } else {
+            "blkio.bfq.weight"
+        };
+        assert!(read(&blkio, weight).ends_with("500"), "{weight}");
+        assert_eq!(
+            read(&blkio, "blkio.throttle.read_bps_device"),
+            format!("{maj}:{min} 1048576")
+        );
+        assert_eq!(
+            read(&blkio, "blkio.throttle.write_iops_device"),
+            format!("{maj}:{min} 300")
+        );
+    }
+
+    // Raising memory above the current memory+swap, then lowering both:
+    // the writes must come in the order the kernel accepts.
+    let up = format!(
+        r#"{{"memory": {{"limit": {}, "swap": {}}}, "pids": {{"limit": -1}}}}"#,
+        256 * mib,
+        512 * mib
+    );
+    cg.apply_resources(&resources(&up)).expect("raise");
+    assert_eq!(
+        read(&memory, "memory.limit_in_bytes"),
+        (256 * mib).to_string()
+    );
+    assert_eq!(
+        read(&memory, "memory.memsw.limit_in_bytes"),
+        (512 * mib).to_string()
+    );
+    assert_eq!(read(&pids, "pids.max"), "max");
+    let down = format!(
+        r#"{{"memory": {{"limit": {}, "swap": {}}}}}"#,
+        16 * mib,
+        32 * mib
+    );
+    cg.apply_resources(&resources(&down)).expect("lower");
+    assert_eq!(
+        read(&memory, "memory.limit_in_bytes"),
+        (16 * mib).to_string()
+    );
+    assert_eq!(
+        read(&memory, "memory.memsw.limit_in_bytes"),
+        (32 * mib).to_string()
+    );
+
+    // A process can live in it (cpuset "0" is valid, limits hold).
+    let mut child = sleeper();
+    cg.attach(child.id() as i32, false).expect("attach");
+    assert_placed(&cg, child.id() as i32);
+
+    // Bad values are refused with the field named.
+    let e = cg
+        .apply_resources(&resources(r#"{"memory": {"swappiness": 200}}"#))
+        .expect_err("swappiness 200");
+    assert!(e.to_string().contains("memory.swappiness"), "{e}");
+    // ... before anything is written or enabled.
+    let subtree = |cg: &ContainerCgroup| {
+        cg.unified_dir().map(|_| {
+            let root = cg
+                .mount_view()
+                .hierarchies
+                .iter()
+                .find(|h| h.fstype == "cgroup2")
+                .map(|h| h.mount_point.clone())
+                .expect("cgroup2 view");
+            read(&root, "cgroup.subtree_control")
+        })
+    };
+    let before = subtree(&cg);
+    let e = cg
+        .apply_resources(&resources(
+            r#"{"pids": {"limit": 7}, "hugepageLimits": [{"pageSize": "3XB", "limit": 1}]}"#,
+        ))
+        .expect_err("bad page size");
+    assert!(e.to_string().contains("hugepageLimits"), "{e}");
+    assert_eq!(subtree(&cg), before);
+    assert_eq!(read(&pids, "pids.max"), "max");
+
+    cg.destroy().expect("destroy");
+    wait_dead(&mut child);
+    assert_gone(&cg.dirs());
+}
+
+/// hugetlb lives in the cgroup2 hierarchy of a hybrid host: the v2 path,
+/// with the controller enabled down to the container. Restores the root's
+/// cgroup.subtree_control afterwards.
+#[test]
+fn cgroups_resources_hugetlb_in_cgroup2() {
+    need_root!(cgroups_resources_hugetlb_in_cgroup2);
+    let layout = detect_layout().expect("layout");
+    let root = match layout {
+        Layout::Hybrid => PathBuf::from("/sys/fs/cgroup/unified"),
+        Layout::V2 => PathBuf::from("/sys/fs/cgroup"),
+        Layout::V1 => {
+            eprintln!("SKIPPED cgroups_resources_hugetlb_in_cgroup2: no cgroup2");
+            return;
+        }
+    };
+    let offered = read(&root, "cgroup.controllers");
+    if !offered.split_whitespace().any(|c| c == "hugetlb")
+        || !Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists()
+    {
+        eprintln!(
+            "SKIPPED cgroups_resources_hugetlb_in_cgroup2: no hugetlb in cgroup2 / no 2MB pages"
+        );
+        return;
+    }
+    if layout == Layout::Hybrid && Path::new("/sys/fs/cgroup/hugetlb").exists() {
+        eprintln!("SKIPPED cgroups_resources_hugetlb_in_cgroup2: hugetlb is a v1 hierarchy here");
+        return;
+    }
+    let enabled_before = read(&root, "cgroup.subtree_control")
+        .split_whitespace()
+        .any(|c| c == "hugetlb");
+    let path = format!("/{}/ctr", uid("hugetlb"));
+    let cg = ContainerCgroup::create(Some(&path), "x", false).expect("create");
+    let r = resources(
+        r#"{"hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}],
+            "unified": {"hugetlb.1GB.max": "0"}}"#,
+    );
+    let applied = cg.apply_resources(&r);
+    let dir = cg.unified_dir().expect("cgroup2 dir");
+    let check = || {
+        applied.as_ref().expect("apply");
+        assert_eq!(read(&dir, "hugetlb.2MB.max"), "4194304");
+        assert_eq!(read(&dir, "hugetlb.1GB.max"), "0");
+        if dir.join("hugetlb.2MB.rsvd.max").exists() {
+            assert_eq!(read(&dir, "hugetlb.2MB.rsvd.max"), "4194304");
+        }
+        // A controller cgroup2 does not have here is refused by name.
+        if !offered.split_whitespace().any(|c| c == "memory") {
+            let e = cg
+                .apply_resources(&resources(r#"{"unified": {"memory.high": "1000000"}}"#))
+                .expect_err("memory.high without memory in cgroup2");
+            assert!(e.to_string().contains("memory"), "{e}");
+        }
+    };
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(check));
+    cg.destroy().expect("destroy");
+    if !enabled_before {
+        // EBUSY while the removed cgroups' controller state is torn down
+        // (asynchronously): retry for a while.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while std::fs::write(root.join("cgroup.subtree_control"), "-hugetlb").is_err()
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let after = read(&root, "cgroup.subtree_control");
+        assert!(
+            !after.split_whitespace().any(|c| c == "hugetlb"),
+            "could not restore {}/cgroup.subtree_control",
+            root.display()
+        );
+    }
+    if let Err(p) = outcome {
+        std::panic::resume_unwind(p);
+    }
 }

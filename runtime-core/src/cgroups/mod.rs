@@ -34,6 +34,7 @@ mod discover;
 mod fsutil;
 mod kill;
 mod path;
+pub mod resources;
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};

@@ -28,11 +28,21 @@ use super::fsutil::{gone, read_file, write_file};
 use super::{ContainerCgroup, Hierarchy};
 use crate::error::{Error, Result};
 
-/// One write: a file of the cgroup directory and the value.
-pub type Write = (String, String);
+/// One write to a file of the container's cgroup directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Write {
+    pub file: String,
+    pub value: String,
+    /// Skipped when the kernel does not have the file.
+    pub optional: bool,
+}
 
 fn w(file: impl Into<String>, value: impl ToString) -> Write {
-    (file.into(), value.to_string())
+    Write {
+        file: file.into(),
+        value: value.to_string(),
+        optional: false,
+    }
 }
 
 fn invalid(field: &str, reason: impl std::fmt::Display) -> Error {
@@ -111,7 +121,11 @@ pub fn plan_v1_memory(
     }
     match (limit, swap) {
         (Some(l), Some(s)) => {
-            let swap_first = s == -1 || u64::try_from(s).is_ok_and(|s| current_limit().is_ok_and(|c| c < s));
+            let swap_first = match u64::try_from(s) {
+                Ok(s) => current_limit()? < s,
+                // -1: unlimited memory+swap can always go first.
+                Err(_) => s == -1,
+            };
             if swap_first {
                 out.push(w("memory.memsw.limit_in_bytes", s));
                 out.push(w("memory.limit_in_bytes", l));
@@ -223,8 +237,7 @@ pub fn plan_v2_cpu(c: &LinuxCpu) -> Result<Vec<Write>> {
     if let Some(b) = c.burst() {
         out.push(w("cpu.max.burst", b));
     }
-    if c.realtime_period().is_some_and(|p| p != 0) || c.realtime_runtime().is_some_and(|r| r != 0)
-    {
+    if c.realtime_period().is_some_and(|p| p != 0) || c.realtime_runtime().is_some_and(|r| r != 0) {
         return Err(invalid(
             "cpu.realtimeRuntime",
             "cgroup v2 has no real-time group scheduling",
@@ -291,10 +304,22 @@ pub fn plan_v1_blkio(b: &LinuxBlockIo, has: impl Fn(&str) -> bool) -> Result<Vec
         }
     }
     let throttles = [
-        (b.throttle_read_bps_device(), "blkio.throttle.read_bps_device"),
-        (b.throttle_write_bps_device(), "blkio.throttle.write_bps_device"),
-        (b.throttle_read_iops_device(), "blkio.throttle.read_iops_device"),
-        (b.throttle_write_iops_device(), "blkio.throttle.write_iops_device"),
+        (
+            b.throttle_read_bps_device(),
+            "blkio.throttle.read_bps_device",
+        ),
+        (
+            b.throttle_write_bps_device(),
+            "blkio.throttle.write_bps_device",
+        ),
+        (
+            b.throttle_read_iops_device(),
+            "blkio.throttle.read_iops_device",
+        ),
+        (
+            b.throttle_write_iops_device(),
+            "blkio.throttle.write_iops_device",
+        ),
     ];
     for (list, file) in throttles {
         for d in list.iter().flatten() {
@@ -348,37 +373,65 @@ pub fn plan_v2_io(b: &LinuxBlockIo, has: impl Fn(&str) -> bool) -> Result<Vec<Wr
                 0 => "max".to_owned(),
                 r => r.to_string(),
             };
-            out.push(w("io.max", format!("{}:{} {key}={rate}", d.major(), d.minor())));
+            out.push(w(
+                "io.max",
+                format!("{}:{} {key}={rate}", d.major(), d.minor()),
+            ));
         }
     }
     Ok(out)
 }
 
-/// "2MB", "1GB", "64KB": the page sizes as the kernel names them in file
-/// names; anything else (a path, a typo) is refused.
-fn valid_page_size(s: &str) -> bool {
-    let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-    let unit = &s[digits.len()..];
-    !digits.is_empty()
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && matches!(unit, "KB" | "MB" | "GB")
+/// The huge page sizes of this kernel as hugetlb cgroup files name them
+/// ("2MB", "1GB", "64KB"), from /sys/kernel/mm/hugepages/hugepages-<n>kB.
+pub fn huge_page_sizes() -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir("/sys/kernel/mm/hugepages") else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = rd
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let kb: u64 = name
+                .strip_prefix("hugepages-")?
+                .strip_suffix("kB")?
+                .parse()
+                .ok()?;
+            Some(page_size_name(kb))
+        })
+        .collect();
+    out.sort();
+    out
 }
 
-/// hugetlb, v1 (`limit_in_bytes`) or v2 (`max`). `has` tells which files
-/// exist: an unknown page size is an error, the reservation limits are set
-/// too where the kernel has them.
+fn page_size_name(kb: u64) -> String {
+    if kb >= 1 << 20 && kb.is_multiple_of(1 << 20) {
+        format!("{}GB", kb >> 20)
+    } else if kb >= 1 << 10 && kb.is_multiple_of(1 << 10) {
+        format!("{}MB", kb >> 10)
+    } else {
+        format!("{kb}KB")
+    }
+}
+
+/// hugetlb, v1 (`limit_in_bytes`) or v2 (`max`), for the page sizes in
+/// `supported` (see [`huge_page_sizes`]); the reservation limits are set too
+/// where the kernel has them.
 pub fn plan_hugetlb(
     limits: &[LinuxHugepageLimit],
     v2: bool,
-    has: impl Fn(&str) -> bool,
+    supported: &[String],
 ) -> Result<Vec<Write>> {
     let mut out = Vec::new();
     for l in limits {
         let size = l.page_size();
-        if !valid_page_size(size) {
+        if !supported.iter().any(|s| s == size) {
             return Err(invalid(
                 "hugepageLimits",
-                format!("page size {size:?} is not of the form 2MB, 1GB, 64KB"),
+                format!(
+                    "page size {size:?} is not supported by this kernel (it has {})",
+                    supported.join(", ")
+                ),
             ));
         }
         let (file, rsvd, value) = if v2 {
@@ -394,16 +447,11 @@ pub fn plan_hugetlb(
                 l.limit().to_string(),
             )
         };
-        if !has(&file) {
-            return Err(invalid(
-                "hugepageLimits",
-                format!("huge page size {size} is not supported by this kernel (no {file})"),
-            ));
-        }
         out.push(w(file, &value));
-        if has(&rsvd) {
-            out.push(w(rsvd, value));
-        }
+        out.push(Write {
+            optional: true,
+            ..w(rsvd, value)
+        });
     }
     Ok(out)
 }
@@ -429,110 +477,131 @@ fn check_unified_key(key: &str) -> Result<()> {
     }
 }
 
-/// Where a controller's files go.
+/// Where a controller's files go: its v1 hierarchy, or cgroup2 (the
+/// controller name there).
+#[derive(Clone, Copy)]
 enum Target<'a> {
     V1(&'a Hierarchy),
-    V2(&'a Hierarchy),
+    V2(&'a Hierarchy, &'static str),
+    /// cgroup2 core files (cgroup.*): no controller to enable.
+    Core(&'a Hierarchy),
 }
 
 impl Target<'_> {
     fn dir(&self) -> PathBuf {
         match self {
-            Target::V1(h) | Target::V2(h) => h.dir(),
+            Target::V1(h) | Target::V2(h, _) | Target::Core(h) => h.dir(),
+        }
+    }
+}
+
+/// One controller's share of linux.resources, ready to write.
+struct Planned<'a> {
+    target: Target<'a>,
+    writes: Vec<Write>,
+    /// cgroup2 io: planned again once io is enabled, when the files show
+    /// whether BFQ's weight is there.
+    replan_io: Option<&'a LinuxBlockIo>,
+}
+
+impl<'a> Planned<'a> {
+    fn new(target: Target<'a>, writes: Vec<Write>) -> Self {
+        Planned {
+            target,
+            writes,
+            replan_io: None,
         }
     }
 }
 
 impl ContainerCgroup {
     /// The hierarchy for `v1` (a v1 controller name), else the cgroup2 one
-    /// when its root offers `v2` (then enabled down to the container).
-    fn target(&self, v1: &str, v2: &str) -> Result<Option<Target<'_>>> {
+    /// when its root offers `v2`. No side effects.
+    fn locate(&self, field: &str, v1: &str, v2: &'static str) -> Result<Target<'_>> {
         if let Some(h) = self
             .hierarchies
             .iter()
             .find(|h| !h.is_unified() && h.has(v1))
         {
-            return Ok(Some(Target::V1(h)));
+            return Ok(Target::V1(h));
         }
-        let Some(u) = self.unified() else {
-            return Ok(None);
-        };
-        if enable_v2(u, v2)? {
-            Ok(Some(Target::V2(u)))
-        } else {
-            Ok(None)
+        if let Some(u) = self.unified() {
+            if v2_offers(u, v2)? {
+                return Ok(Target::V2(u, v2));
+            }
         }
-    }
-
-    fn need_target(&self, field: &str, v1: &str, v2: &str) -> Result<Target<'_>> {
-        self.target(v1, v2)?.ok_or_else(|| {
-            Error::step(
-                format!("apply linux.resources.{field}"),
-                format!(
-                    "this host has no {v1} controller (no v1 hierarchy, and not in cgroup2)"
-                ),
-            )
-        })
+        Err(Error::step(
+            format!("apply linux.resources.{field}"),
+            format!("this host has no {v1} controller (no v1 hierarchy, and not in cgroup2)"),
+        ))
     }
 
     /// Apply linux.resources (memory, cpu, cpuset, pids, blockIO,
-    /// hugepageLimits, unified) to the container's cgroups; the first write
-    /// that fails stops it with an error naming the file and value.
+    /// hugepageLimits, unified) to the container's cgroups. Everything is
+    /// validated before the first write; then the first write that fails
+    /// stops it with an error naming the file and value.
     pub fn apply_resources(&self, r: &LinuxResources) -> Result<()> {
-        if let Some(m) = r.memory() {
-            let t = self.need_target("memory", "memory", "memory")?;
-            let dir = t.dir();
-            let writes = match t {
-                Target::V1(_) => plan_v1_memory(m, || {
-                    let p = dir.join("memory.limit_in_bytes");
-                    let v = read_file(&p).map_err(|e| Error::os(format!("read {}", p.display()), e))?;
-                    v.trim().parse::<u64>().map_err(|_| {
-                        Error::step(format!("read {}", p.display()), format!("bad value {v:?}"))
-                    })
-                })?,
-                Target::V2(_) => plan_v2_memory(m)?,
+        let mut plans: Vec<Planned> = Vec::new();
+        if let Some(m) = r.memory().as_ref().filter(|m| !memory_is_empty(m)) {
+            let target = self.locate("memory", "memory", "memory")?;
+            let writes = match target {
+                Target::V1(h) => {
+                    let p = h.dir().join("memory.limit_in_bytes");
+                    plan_v1_memory(m, || {
+                        let v = read_file(&p)
+                            .map_err(|e| Error::os(format!("read {}", p.display()), e))?;
+                        v.trim().parse::<u64>().map_err(|_| {
+                            Error::step(format!("read {}", p.display()), format!("bad value {v:?}"))
+                        })
+                    })?
+                }
+                _ => plan_v2_memory(m)?,
             };
-            apply_writes(&dir, &writes)?;
+            plans.push(Planned::new(target, writes));
         }
         if let Some(c) = r.cpu() {
-            let cpu = plan_v1_cpu(c);
-            if !cpu.is_empty() {
-                let t = self.need_target("cpu", "cpu", "cpu")?;
-                let writes = match t {
-                    Target::V1(_) => cpu,
-                    Target::V2(_) => plan_v2_cpu(c)?,
+            let v1 = plan_v1_cpu(c);
+            if !v1.is_empty() {
+                let target = self.locate("cpu", "cpu", "cpu")?;
+                let writes = match target {
+                    Target::V1(_) => v1,
+                    _ => plan_v2_cpu(c)?,
                 };
-                apply_writes(&t.dir(), &writes)?;
+                plans.push(Planned::new(target, writes));
             }
-            let cpuset = plan_cpuset(c);
-            if !cpuset.is_empty() {
-                let t = self.need_target("cpu.cpus", "cpuset", "cpuset")?;
-                apply_writes(&t.dir(), &cpuset)?;
+            let writes = plan_cpuset(c);
+            if !writes.is_empty() {
+                let target = self.locate("cpu.cpus", "cpuset", "cpuset")?;
+                plans.push(Planned::new(target, writes));
             }
         }
         if let Some(p) = r.pids() {
             let writes = plan_pids(p);
             if !writes.is_empty() {
-                let t = self.need_target("pids", "pids", "pids")?;
-                apply_writes(&t.dir(), &writes)?;
+                let target = self.locate("pids", "pids", "pids")?;
+                plans.push(Planned::new(target, writes));
             }
         }
-        if let Some(b) = r.block_io() {
-            let t = self.need_target("blockIO", "blkio", "io")?;
-            let dir = t.dir();
-            let has = |f: &str| dir.join(f).exists();
-            let writes = match t {
-                Target::V1(_) => plan_v1_blkio(b, has)?,
-                Target::V2(_) => plan_v2_io(b, has)?,
+        if let Some(b) = r.block_io().as_ref().filter(|b| !blkio_is_empty(b)) {
+            let target = self.locate("blockIO", "blkio", "io")?;
+            let dir = target.dir();
+            let planned = match target {
+                Target::V1(_) => Planned::new(target, plan_v1_blkio(b, |f| dir.join(f).exists())?),
+                // Validated here; which weight file (BFQ's or not) is only
+                // known once io is enabled for the cgroup: planned again then.
+                _ => Planned {
+                    target,
+                    writes: plan_v2_io(b, |_| false)?,
+                    replan_io: Some(b),
+                },
             };
-            apply_writes(&dir, &writes)?;
+            plans.push(planned);
         }
         if let Some(limits) = r.hugepage_limits().as_deref().filter(|l| !l.is_empty()) {
-            let t = self.need_target("hugepageLimits", "hugetlb", "hugetlb")?;
-            let dir = t.dir();
-            let has = |f: &str| dir.join(f).exists();
-            let writes = plan_hugetlb(limits, matches!(t, Target::V2(_)), has)?;
-            apply_writes(&dir, &writes)?;
+            let target = self.locate("hugepageLimits", "hugetlb", "hugetlb")?;
+            let writes =
+                plan_hugetlb(limits, matches!(target, Target::V2(..)), &huge_page_sizes())?;
+            plans.push(Planned::new(target, writes));
         }
         if let Some(unified) = r.unified().as_ref().filter(|u| !u.is_empty()) {
             let Some(u) = self.unified() else {
@@ -546,78 +615,131 @@ impl ContainerCgroup {
             for key in keys {
                 check_unified_key(key)?;
                 let controller = key.split('.').next().unwrap_or_default();
-                if controller != "cgroup" && !enable_v2(u, controller)? {
+                let writes = vec![w(key.as_str(), &unified[key])];
+                if controller == "cgroup" {
+                    plans.push(Planned::new(Target::Core(u), writes));
+                    continue;
+                }
+                // Target::V2 needs a 'static name: the known controllers.
+                let Some(name) = V2_CONTROLLERS.iter().find(|c| **c == controller) else {
+                    return Err(invalid(
+                        "unified",
+                        format!("{key}: unknown cgroup2 controller {controller:?}"),
+                    ));
+                };
+                if !v2_offers(u, name)? {
                     return Err(invalid(
                         "unified",
                         format!("{key}: the {controller} controller is not in cgroup2 here"),
                     ));
                 }
-                let value = &unified[key];
-                apply_writes(&u.dir(), &[(key.clone(), value.clone())])?;
+                plans.push(Planned::new(Target::V2(u, name), writes));
             }
+        }
+
+        for p in plans {
+            if let Target::V2(u, controller) = p.target {
+                enable_v2(u, controller)?;
+            }
+            let dir = p.target.dir();
+            let writes = match p.replan_io {
+                Some(b) => plan_v2_io(b, |f| dir.join(f).exists())?,
+                None => p.writes,
+            };
+            apply_writes(&dir, &writes)?;
         }
         Ok(())
     }
 }
 
+/// Nothing to write (clients often send empty sections): no controller is
+/// needed then.
+fn memory_is_empty(m: &LinuxMemory) -> bool {
+    let set = |v: Option<i64>| v.is_some_and(|v| v != 0);
+    !set(m.limit())
+        && !set(m.swap())
+        && !set(m.reservation())
+        && !set(m.kernel_tcp())
+        && m.swappiness().is_none()
+        && m.disable_oom_killer().is_none()
+}
+
+fn blkio_is_empty(b: &LinuxBlockIo) -> bool {
+    let none = |l: &Option<Vec<_>>| l.as_ref().is_none_or(|l: &Vec<_>| l.is_empty());
+    b.weight().is_none_or(|w| w == 0)
+        && b.leaf_weight().is_none_or(|w| w == 0)
+        && b.weight_device().as_ref().is_none_or(|l| l.is_empty())
+        && none(b.throttle_read_bps_device())
+        && none(b.throttle_write_bps_device())
+        && none(b.throttle_read_iops_device())
+        && none(b.throttle_write_iops_device())
+}
+
+/// cgroup2 controllers (for `unified` keys).
+const V2_CONTROLLERS: &[&str] = &[
+    "cpu", "cpuset", "io", "memory", "hugetlb", "pids", "rdma", "misc",
+];
+
 fn apply_writes(dir: &Path, writes: &[Write]) -> Result<()> {
-    for (file, value) in writes {
-        let p = dir.join(file);
-        write_file(&p, value.as_bytes()).map_err(|e| {
-            let step = format!("set {} to {value:?}", p.display());
-            if gone(&e) {
-                Error::step(step, "the kernel has no such cgroup file")
-            } else {
-                Error::os(step, e)
+    for wr in writes {
+        let p = dir.join(&wr.file);
+        match write_file(&p, wr.value.as_bytes()) {
+            Ok(()) => {}
+            Err(e) if wr.optional && gone(&e) => {}
+            Err(e) => {
+                let step = format!("set {} to {:?}", p.display(), wr.value);
+                return Err(if gone(&e) {
+                    Error::step(step, "the kernel has no such cgroup file")
+                } else {
+                    Error::os(step, e)
+                });
             }
-        })?;
+        }
     }
     Ok(())
 }
 
-/// Enable `controller` for the container's cgroup2 directory: present in the
-/// hierarchy root's cgroup.controllers, and written into cgroup.subtree_control
-/// of every ancestor from the root down to the container's parent. Ok(false)
-/// when the hierarchy does not offer it.
-fn enable_v2(u: &Hierarchy, controller: &str) -> Result<bool> {
-    let root = &u.mount_point;
-    let p = root.join("cgroup.controllers");
+/// The cgroup2 hierarchy root offers `controller` (cgroup.controllers).
+fn v2_offers(u: &Hierarchy, controller: &str) -> Result<bool> {
+    let p = u.mount_point.join("cgroup.controllers");
     let offered = read_file(&p).map_err(|e| Error::os(format!("read {}", p.display()), e))?;
-    if !offered.split_whitespace().any(|c| c == controller) {
-        return Ok(false);
-    }
-    let mut dir = root.clone();
-    let comps: Vec<_> = u.path.components().skip(1).collect();
-    for (i, c) in std::iter::once(None)
-        .chain(comps.iter().map(Some))
-        .enumerate()
-    {
-        if let Some(c) = c {
-            dir.push(c);
-        }
-        if i == comps.len() {
-            break; // the container's own cgroup: nothing below it to enable
-        }
+    Ok(offered.split_whitespace().any(|c| c == controller))
+}
+
+/// Enable `controller` for the container's cgroup2 directory: written into
+/// cgroup.subtree_control of every ancestor from the hierarchy root down to
+/// the container's parent (the ones that have it already are left alone).
+fn enable_v2(u: &Hierarchy, controller: &str) -> Result<()> {
+    let comps: Vec<&std::ffi::OsStr> = u
+        .path
+        .components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(n) => Some(n),
+            _ => None,
+        })
+        .collect();
+    let mut dir = u.mount_point.clone();
+    for comp in comps {
         let p = dir.join("cgroup.subtree_control");
         let cur = read_file(&p).map_err(|e| Error::os(format!("read {}", p.display()), e))?;
-        if cur.split_whitespace().any(|c| c == controller) {
-            continue;
+        if !cur.split_whitespace().any(|c| c == controller) {
+            write_file(&p, format!("+{controller}").as_bytes()).map_err(|e| {
+                let step = format!("enable the {controller} controller in {}", p.display());
+                if e.raw_os_error() == Some(libc::EBUSY) {
+                    Error::step(
+                        step,
+                        "the cgroup has processes of its own (cgroup v2 allows controllers \
+                         only for cgroups whose parent holds no processes); use a \
+                         linux.cgroupsPath outside that cgroup",
+                    )
+                } else {
+                    Error::os(step, e)
+                }
+            })?;
         }
-        write_file(&p, format!("+{controller}").as_bytes()).map_err(|e| {
-            let step = format!("enable the {controller} controller in {}", p.display());
-            if e.raw_os_error() == Some(libc::EBUSY) {
-                Error::step(
-                    step,
-                    "the cgroup has processes of its own (cgroup v2 allows controllers \
-                     only for cgroups whose parent holds no processes); use a \
-                     linux.cgroupsPath outside that cgroup",
-                )
-            } else {
-                Error::os(step, e)
-            }
-        })?;
+        dir.push(comp);
     }
-    Ok(true)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -633,7 +755,9 @@ mod tests {
     }
 
     fn pairs(v: &[Write]) -> Vec<(&str, &str)> {
-        v.iter().map(|(f, v)| (f.as_str(), v.as_str())).collect()
+        v.iter()
+            .map(|w| (w.file.as_str(), w.value.as_str()))
+            .collect()
     }
 
     #[test]
@@ -697,14 +821,14 @@ mod tests {
         let r = res(
             r#"{"blockIO": {"weight": 500, "weightDevice": [{"major": 8, "minor": 0, "weight": 100}],
                 "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1000}],
-                "throttleWriteIopsDevice": [{"major": 8, "minor": 16, "rate": 0}]}}"#,
+                "throttleWriteIOPSDevice": [{"major": 8, "minor": 16, "rate": 0}]}}"#,
         );
         let b = r.block_io().as_ref().expect("blkio");
         assert_eq!(
             pairs(&plan_v2_io(b, |_| false).expect("plan")),
             vec![
                 ("io.weight", "default 4950"),
-                ("io.weight", "8:0 991"),
+                ("io.weight", "8:0 910"),
                 ("io.max", "8:0 rbps=1000"),
                 ("io.max", "8:16 wiops=max")
             ]
@@ -716,14 +840,20 @@ mod tests {
 
         let r = res(r#"{"hugepageLimits": [{"pageSize": "2MB", "limit": -1}]}"#);
         let l = r.hugepage_limits().as_ref().expect("hugetlb");
+        let sizes = vec!["1GB".to_owned(), "2MB".to_owned()];
+        let plan = plan_hugetlb(l, true, &sizes).expect("plan");
         assert_eq!(
-            pairs(&plan_hugetlb(l, true, |_| true).expect("plan")),
+            pairs(&plan),
             vec![("hugetlb.2MB.max", "max"), ("hugetlb.2MB.rsvd.max", "max")]
         );
-        assert!(plan_hugetlb(l, true, |_| false).is_err());
+        assert!(!plan[0].optional && plan[1].optional);
+        assert!(plan_hugetlb(l, true, &sizes[..1]).is_err());
         let r = res(r#"{"hugepageLimits": [{"pageSize": "../2MB", "limit": 1}]}"#);
         let l = r.hugepage_limits().as_ref().expect("hugetlb");
-        assert!(plan_hugetlb(l, false, |_| true).is_err());
+        assert!(plan_hugetlb(l, false, &sizes).is_err());
+        assert_eq!(page_size_name(2048), "2MB");
+        assert_eq!(page_size_name(1 << 20), "1GB");
+        assert_eq!(page_size_name(64), "64KB");
     }
 
     #[test]
