@@ -102,6 +102,9 @@ fn setup(args: &InitArgs) -> Result<PathBuf> {
     nix::sys::prctl::set_dumpable(false).step(|| "make init non-dumpable".into())?;
     crate::signals::reset_for_child()?;
     enter_namespaces(args)?;
+    // Relative bind sources are relative to the bundle, as in runc.
+    std::env::set_current_dir(&args.bundle)
+        .step(|| format!("chdir to the bundle {}", args.bundle.display()))?;
     let spec = &args.spec;
     set_hostname(spec)?;
     let in_user_ns = args.plan.new_user || joins_user(&args.plan);
@@ -115,10 +118,20 @@ fn setup(args: &InitArgs) -> Result<PathBuf> {
         hook_list(spec, |h| h.create_container()),
     )?;
     rootfs::enter(&args.rootfs, args.no_pivot)?;
-    let procfs = Procfs::open()?;
+    // Opened only when something is written under /proc: most containers
+    // need no procfs handle at all.
+    let procfs = std::cell::OnceCell::new();
     apply_sysctls(spec, &procfs)?;
+    // The cwd is made (if missing) before the root may turn read-only.
+    let cwd = rootfs::resolve_cwd(spec_process(spec)?.cwd())?;
     rootfs::finish(spec)?;
-    setup_process(args, &procfs, in_user_ns)
+    setup_process(args, &procfs, in_user_ns, &cwd)
+}
+
+fn spec_process(spec: &Spec) -> Result<&oci_spec::runtime::Process> {
+    spec.process()
+        .as_ref()
+        .ok_or_else(|| Error::config("process: missing"))
 }
 
 fn joins_user(plan: &Plan) -> bool {
@@ -262,22 +275,33 @@ fn run_container_hooks(args: &InitArgs, kind: &str, hooks: &[Hook]) -> Result<()
     hooks::run_all(kind, hooks, &spec_state(args, status))
 }
 
-fn apply_sysctls(spec: &Spec, procfs: &Procfs) -> Result<()> {
+type LazyProcfs = std::cell::OnceCell<Procfs>;
+
+fn procfs_handle(cell: &LazyProcfs) -> Result<&Procfs> {
+    if cell.get().is_none() {
+        let _ = cell.set(Procfs::open()?);
+    }
+    cell.get()
+        .ok_or_else(|| Error::step("open a verified procfs handle", "unavailable"))
+}
+
+fn apply_sysctls(spec: &Spec, procfs: &LazyProcfs) -> Result<()> {
     let Some(sysctls) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
         return Ok(());
     };
     for (key, value) in sysctls {
-        procfs.write_sysctl(key, value)?;
+        procfs_handle(procfs)?.write_sysctl(key, value)?;
     }
     Ok(())
 }
 
-fn setup_process(args: &InitArgs, procfs: &Procfs, in_user_ns: bool) -> Result<PathBuf> {
-    let process = args
-        .spec
-        .process()
-        .as_ref()
-        .ok_or_else(|| Error::config("process: missing"))?;
+fn setup_process(
+    args: &InitArgs,
+    procfs: &LazyProcfs,
+    in_user_ns: bool,
+    cwd: &OwnedFd,
+) -> Result<PathBuf> {
+    let process = spec_process(&args.spec)?;
     if process.terminal().unwrap_or(false) {
         let socket = args
             .console_socket
@@ -289,7 +313,6 @@ fn setup_process(args: &InitArgs, procfs: &Procfs, in_user_ns: bool) -> Result<P
         terminal::setup(socket.as_fd(), size)?;
     }
     apply_process_attributes(args, procfs)?;
-    let cwd = process::resolve_cwd(process.cwd())?;
     let user = process.user();
     if let Some(caps) = process.capabilities() {
         capabilities::limit_bounding(caps)?;
@@ -299,7 +322,7 @@ fn setup_process(args: &InitArgs, procfs: &Procfs, in_user_ns: bool) -> Result<P
         capabilities::apply_sets(caps)?;
     }
     process::set_umask(user);
-    process::enter_cwd(&cwd, process.cwd())?;
+    process::enter_cwd(cwd, process.cwd())?;
     if process.no_new_privileges().unwrap_or(false) {
         process::set_no_new_privs()?;
     }
@@ -321,14 +344,11 @@ fn setgroups_allowed(in_user_ns: bool) -> bool {
             .unwrap_or(true)
 }
 
-fn apply_process_attributes(args: &InitArgs, procfs: &Procfs) -> Result<()> {
+fn apply_process_attributes(args: &InitArgs, procfs: &LazyProcfs) -> Result<()> {
     let spec = &args.spec;
-    let process = spec
-        .process()
-        .as_ref()
-        .ok_or_else(|| Error::config("process: missing"))?;
+    let process = spec_process(spec)?;
     if let Some(score) = process.oom_score_adj() {
-        process::set_oom_score_adj(procfs, score)?;
+        process::set_oom_score_adj(procfs_handle(procfs)?, score)?;
     }
     if let Some(rlimits) = process.rlimits() {
         process::set_rlimits(rlimits)?;
@@ -403,11 +423,7 @@ fn start_process(args: &InitArgs, program: &std::path::Path) -> Result<std::conv
         "startContainer",
         hook_list(&args.spec, |h| h.start_container()),
     )?;
-    let process = args
-        .spec
-        .process()
-        .as_ref()
-        .ok_or_else(|| Error::config("process: missing"))?;
+    let process = spec_process(&args.spec)?;
     let env = process::environment(process, process::home_dir(process.user().uid()));
     let argv = process.args().clone().unwrap_or_default();
     syscall::cloexec_from(3 + args.preserve_fds).step(|| "mark fds close-on-exec".into())?;

@@ -4,7 +4,7 @@
 //! init calls in the order that leaves no window (see `init`).
 
 use std::ffi::CString;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::unistd::{Gid, Uid};
@@ -260,24 +260,10 @@ fn check_executable(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Make the working directory exist (as root, before the user switch, as
-/// runc does) and return a handle to it resolved inside the root, so a cwd
-/// such as /proc/self/fd/N can never lead out of the container.
-pub fn resolve_cwd(cwd: &Path) -> Result<pathrs::Handle> {
-    let root = pathrs::Root::open("/").step(|| "open / to resolve the cwd".into())?;
-    match root.resolve(cwd) {
-        Ok(handle) => Ok(handle),
-        Err(_) => {
-            use std::os::unix::fs::PermissionsExt;
-            root.mkdir_all(cwd, &std::fs::Permissions::from_mode(0o755))
-                .step(|| format!("process.cwd: create {}", cwd.display()))
-        }
-    }
-}
-
-/// chdir into the resolved cwd (as the container user, so permissions apply).
-pub fn enter_cwd(handle: &pathrs::Handle, cwd: &Path) -> Result<()> {
-    nix::unistd::fchdir(handle.as_fd()).step(|| format!("process.cwd: chdir {}", cwd.display()))
+/// chdir into the cwd resolved by `rootfs::resolve_cwd` (as the container
+/// user, so permissions apply).
+pub fn enter_cwd(dir: &OwnedFd, cwd: &Path) -> Result<()> {
+    nix::unistd::fchdir(dir.as_fd()).step(|| format!("process.cwd: chdir {}", cwd.display()))
 }
 
 /// Execute the process; only returns on failure.

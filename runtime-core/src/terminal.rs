@@ -6,8 +6,6 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
-use pathrs::flags::OpenFlags;
-
 use crate::channel::send_packet;
 use crate::error::{Context, Error, Result};
 
@@ -42,14 +40,8 @@ pub fn setup(console_socket: BorrowedFd, size: Option<(u16, u16)>) -> Result<()>
 }
 
 fn open_ptmx() -> Result<OwnedFd> {
-    let root = pathrs::Root::open("/").step(|| "open / for /dev/ptmx".into())?;
-    let handle = root
-        .resolve("/dev/ptmx")
-        .step(|| "resolve /dev/ptmx".into())?;
-    let file = handle
-        .reopen(OpenFlags::O_RDWR | OpenFlags::O_NOCTTY | OpenFlags::O_CLOEXEC)
-        .step(|| "open /dev/ptmx".into())?;
-    let fd = OwnedFd::from(file);
+    use rustix::fs::OFlags;
+    let fd = crate::rootfs::open_in_root(Path::new("/dev/ptmx"), OFlags::RDWR | OFlags::NOCTTY)?;
     verify_devpts(&fd, "/dev/ptmx")?;
     Ok(fd)
 }

@@ -158,7 +158,8 @@ fn create(root: &Root, node: &Node, in_user_ns: bool) -> Result<()> {
 /// chown the node we just made, after checking through its fd that it is
 /// still that node.
 fn chown_node(root: &Root, path: &Path, node: &Node, step: &str) -> Result<()> {
-    let handle = root.resolve_nofollow(path).step(|| step.to_string())?;
+    let handle = paths::lookup(root, path, false).step(|| step.to_string())?;
+    let handle = handle.ok_or_else(|| Error::step(step, "the new node disappeared"))?;
     let st = sys::io(rustix::fs::fstat(&handle)).step(|| step.to_string())?;
     let (kind, rdev) = (FileType::from_raw_mode(st.st_mode), st.st_rdev);
     let expected = match node.kind {

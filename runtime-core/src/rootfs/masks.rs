@@ -63,9 +63,8 @@ pub(crate) fn mask(root: &Root, masked: &[String]) -> Result<()> {
 /// every masked path (or worse, written through).
 fn open_null(root: &Root) -> Result<OwnedFd> {
     let step = "mask paths: open /dev/null";
-    let handle = root
-        .resolve_nofollow("/dev/null")
-        .step(|| step.to_string())?;
+    let handle = paths::lookup(root, Path::new("/dev/null"), false).step(|| step.to_string())?;
+    let handle = handle.ok_or_else(|| Error::step(step, "/dev/null does not exist"))?;
     let st = sys::io(rustix::fs::fstat(&handle)).step(|| step.to_string())?;
     let kind = FileType::from_raw_mode(st.st_mode);
     let dev = (rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev));
@@ -75,7 +74,7 @@ fn open_null(root: &Root) -> Result<OwnedFd> {
             "/dev/null is not the null character device 1:3; refusing to mask with it",
         ));
     }
-    Ok(handle.into())
+    Ok(handle)
 }
 
 fn empty_tmpfs(step: &str) -> Result<OwnedFd> {

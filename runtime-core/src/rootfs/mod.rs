@@ -103,6 +103,34 @@ pub fn bind_console(slave: BorrowedFd<'_>) -> Result<()> {
     masks::console(slave)
 }
 
+/// After enter: the working directory, resolved inside the root (so a cwd
+/// such as /proc/self/fd/N cannot lead out) and created if missing, as runc
+/// does. Returns an `O_PATH` fd to fchdir into.
+pub fn resolve_cwd(cwd: &Path) -> Result<std::os::fd::OwnedFd> {
+    let root = Root::open("/").step(|| "open / of the container".to_string())?;
+    paths::resolve_or_create(&root, cwd, paths::Kind::Dir, "process.cwd")
+}
+
+/// After enter: open `path` inside the root with `flags` (RESOLVE_IN_ROOT,
+/// no magic links).
+pub fn open_in_root(path: &Path, flags: OFlags) -> Result<std::os::fd::OwnedFd> {
+    let slash = rustix::fs::open(
+        "/",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    );
+    let slash = sys::io(slash).step(|| "open /".to_string())?;
+    let how = rustix::fs::ResolveFlags::IN_ROOT | rustix::fs::ResolveFlags::NO_MAGICLINKS;
+    sys::io(rustix::fs::openat2(
+        &slash,
+        path,
+        flags | OFlags::CLOEXEC,
+        Mode::empty(),
+        how,
+    ))
+    .step(|| format!("open {}", path.display()))
+}
+
 fn rootfs_propagation(spec: &Spec) -> Option<&str> {
     spec.linux()
         .as_ref()

@@ -128,10 +128,9 @@ pub(crate) fn fs_error(step: &str, e: FsError) -> Error {
 }
 
 fn refuse_symlink(root: &Root, dest: &Path, step: &str) -> Result<()> {
-    let handle = match root.resolve_nofollow(dest) {
-        Ok(handle) => handle,
-        Err(e) if paths::errno(&e) == Some(libc::ENOENT) => return Ok(()),
-        Err(e) => return Err(e).step(|| format!("{step}: resolve {}", dest.display())),
+    let found = paths::lookup(root, dest, false);
+    let Some(handle) = found.step(|| format!("{step}: resolve {}", dest.display()))? else {
+        return Ok(());
     };
     if paths::file_type(&handle).step(|| format!("{step}: stat {}", dest.display()))?
         == rustix::fs::FileType::Symlink

@@ -1,11 +1,14 @@
 //! Paths inside the container's root, resolved by file descriptor.
 //!
-//! Every lookup goes through a `pathrs::Root` (openat2 with RESOLVE_IN_ROOT |
-//! RESOLVE_NO_MAGICLINKS): a symlink in the image, absolute or relative,
-//! can never lead outside the rootfs. What we get back is an `O_PATH` fd, and
-//! the mount code attaches onto that fd, so nothing is re-resolved later.
+//! Every lookup is openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS) on the
+//! fd of the `pathrs::Root` opened once for the rootfs: a symlink in the
+//! image, absolute or relative, can never lead outside it. What we get back
+//! is an `O_PATH` fd, and the mount code attaches onto that fd, so nothing is
+//! re-resolved later. Missing destinations are created by fd too: the last
+//! component with openat/mkdirat in its in-root parent, whole missing
+//! chains with pathrs' mkdir_all.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs::Permissions;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
@@ -13,8 +16,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use pathrs::flags::OpenFlags;
-use pathrs::{Handle, Root};
-use rustix::fs::FileType;
+use pathrs::Root;
+use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
 
 use super::sys;
 use crate::error::{Context, Error, Result};
@@ -38,14 +42,40 @@ pub(crate) fn errno(err: &pathrs::error::Error) -> Option<i32> {
     }
 }
 
+/// Look `path` up inside `root` as an `O_PATH` fd: openat2 with
+/// RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS on the root's fd. `None` if it
+/// does not exist.
+///
+/// This is what `pathrs::Root::resolve` does on this kernel, done directly:
+/// pathrs 0.2.6 formats every failed syscall with a path taken from the
+/// global /proc, and panics when "/" has no procfs at /proc, which is the
+/// case after pivot_root into a container that mounts none. A missing
+/// masked path must not abort the init. pathrs stays in charge of creating
+/// things (mkdir_all, create_file), which has no such expected failure.
+pub(crate) fn lookup(root: &Root, path: &Path, follow: bool) -> std::io::Result<Option<OwnedFd>> {
+    let mut flags = OFlags::PATH | OFlags::CLOEXEC;
+    if !follow {
+        flags |= OFlags::NOFOLLOW;
+    }
+    let how = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+    // EAGAIN: a rename somewhere raced the lookup; the kernel asks to retry.
+    for _ in 0..MAX_RETRIES {
+        match rustix::fs::openat2(root, path, flags, Mode::empty(), how) {
+            Ok(fd) => return Ok(Some(fd)),
+            Err(Errno::NOENT) => return Ok(None),
+            Err(Errno::AGAIN) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(std::io::Error::from_raw_os_error(libc::EAGAIN))
+}
+
+const MAX_RETRIES: usize = 32;
+
 /// Resolve `path` inside `root`, following symlinks inside it; `None` if it
 /// does not exist.
-pub(crate) fn resolve(root: &Root, path: &Path, step: &str) -> Result<Option<Handle>> {
-    match root.resolve(path) {
-        Ok(handle) => Ok(Some(handle)),
-        Err(e) if errno(&e) == Some(libc::ENOENT) => Ok(None),
-        Err(e) => Err(e).step(|| format!("{step}: resolve {} in the rootfs", path.display())),
-    }
+pub(crate) fn resolve(root: &Root, path: &Path, step: &str) -> Result<Option<OwnedFd>> {
+    lookup(root, path, true).step(|| format!("{step}: resolve {} in the rootfs", path.display()))
 }
 
 /// Resolve `path` inside `root`, creating it as `kind` (and its missing
@@ -56,19 +86,26 @@ pub(crate) fn resolve_or_create(
     kind: Kind,
     step: &str,
 ) -> Result<OwnedFd> {
-    if let Some(handle) = resolve(root, path, step)? {
-        return Ok(handle.into());
+    if let Some(fd) = resolve(root, path, step)? {
+        return Ok(fd);
     }
     let target = in_root_path(root, path)
         .step(|| format!("{step}: resolve {} in the rootfs", path.display()))?;
     let created = || format!("{step}: create {} in the rootfs", target.display());
+    let (parent, name) = match (target.parent(), target.file_name()) {
+        (Some(parent), Some(name)) => (parent, name),
+        _ => return Err(Error::step(created(), "cannot create the root itself")),
+    };
+    // The common case, and the only one after pivot_root (/dev/console):
+    // the parent exists, make the last component in it by fd.
+    if let Some(dir) = lookup(root, parent, true).step(created)? {
+        return create_in(&dir, name, kind).step(created);
+    }
+    // Missing parents too: pathrs creates the whole chain inside the root.
     match kind {
         Kind::Dir => Ok(root.mkdir_all(&target, &dir_mode()).step(created)?.into()),
         Kind::File => {
-            let parent = target.parent().unwrap_or(Path::new("/"));
             root.mkdir_all(parent, &dir_mode()).step(created)?;
-            // O_EXCL|O_NOFOLLOW: the name was just found missing; if something
-            // appeared there since, fail rather than open it.
             let flags = OpenFlags::O_RDONLY
                 | OpenFlags::O_CLOEXEC
                 | OpenFlags::O_EXCL
@@ -79,6 +116,29 @@ pub(crate) fn resolve_or_create(
             Ok(file.into())
         }
     }
+}
+
+/// Create `name` as `kind` in the directory `dir` (an fd resolved inside the
+/// root). O_EXCL and O_NOFOLLOW: the name was just found missing; if
+/// something appeared there since, fail rather than follow or reuse it.
+fn create_in(dir: &OwnedFd, name: &OsStr, kind: Kind) -> std::io::Result<OwnedFd> {
+    let fd = match kind {
+        Kind::File => {
+            let flags = OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::RDONLY;
+            rustix::fs::openat(
+                dir,
+                name,
+                flags | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o644),
+            )?
+        }
+        Kind::Dir => {
+            rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o755))?;
+            let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW;
+            rustix::fs::openat(dir, name, flags | OFlags::CLOEXEC, Mode::empty())?
+        }
+    };
+    Ok(fd)
 }
 
 /// Directories we create for mount points and device nodes: 0755, like runc.
@@ -104,13 +164,9 @@ pub(crate) fn in_root_path(root: &Root, path: &Path) -> std::io::Result<PathBuf>
             continue;
         }
         let candidate = resolved.join(&name);
-        let handle = match root.resolve_nofollow(&candidate) {
-            Ok(handle) => handle,
-            Err(e) if errno(&e) == Some(libc::ENOENT) => {
-                resolved = candidate;
-                continue;
-            }
-            Err(e) => return Err(to_io(e)),
+        let Some(handle) = lookup(root, &candidate, false)? else {
+            resolved = candidate;
+            continue;
         };
         if file_type(&handle)? != FileType::Symlink {
             resolved = candidate;
@@ -144,13 +200,6 @@ fn components_reversed(path: &Path) -> Vec<OsString> {
     names
 }
 
-fn to_io(err: pathrs::error::Error) -> std::io::Error {
-    match errno(&err) {
-        Some(errno) => std::io::Error::from_raw_os_error(errno),
-        None => std::io::Error::other(err.to_string()),
-    }
-}
-
 pub(crate) fn file_type(fd: impl AsFd) -> std::io::Result<FileType> {
     let st = rustix::fs::fstat(fd)?;
     Ok(FileType::from_raw_mode(st.st_mode))
@@ -164,9 +213,10 @@ pub(crate) fn file_type(fd: impl AsFd) -> std::io::Result<FileType> {
 pub(crate) fn verify_mounted(root: &Root, dest: &Path, mount: impl AsFd, step: &str) -> Result<()> {
     let check = || format!("{step}: check the mount");
     let expected = sys::mnt_id(mount).step(check)?;
-    let found = root
-        .resolve(dest)
-        .step(|| format!("{step}: resolve {} again", dest.display()))?;
+    let again = || format!("{step}: resolve {} again", dest.display());
+    let found = lookup(root, dest, true).step(again)?;
+    let found =
+        found.ok_or_else(|| Error::os(again(), std::io::Error::from_raw_os_error(libc::ENOENT)))?;
     if sys::mnt_id(&found).step(check)? != expected {
         return Err(Error::step(
             step,
