@@ -93,7 +93,7 @@ fn send(channel: &Channel, msg: &Message) -> Result<()> {
 }
 
 /// Steps 1–3; returns the resolved program path.
-fn setup(args: &InitArgs) -> Result<PathBuf> {
+fn setup(args: &InitArgs) -> Result<process::Program> {
     // A half-made container must not outlive a killed `husk create`.
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
         .step(|| "set parent-death signal".into())?;
@@ -300,7 +300,7 @@ fn setup_process(
     procfs: &LazyProcfs,
     in_user_ns: bool,
     cwd: &OwnedFd,
-) -> Result<PathBuf> {
+) -> Result<process::Program> {
     let process = spec_process(&args.spec)?;
     if process.terminal().unwrap_or(false) {
         let socket = args
@@ -332,7 +332,8 @@ fn setup_process(
         .as_ref()
         .and_then(|a| a.first())
         .ok_or_else(|| Error::config("process.args: must not be empty"))?;
-    process::find_executable(program, &env)
+    let path = process::find_executable(program, &env)?;
+    process::Program::new(path, process.args().as_deref().unwrap_or_default(), &env)
 }
 
 /// In a user namespace whose setgroups is denied, supplementary groups
@@ -391,17 +392,13 @@ fn join_session_keyring(id: &str) -> Result<()> {
 }
 
 /// Steps 4–5.
-fn wait_and_exec(args: &InitArgs, program: PathBuf) -> Result<std::convert::Infallible> {
+fn wait_and_exec(args: &InitArgs, program: process::Program) -> Result<std::convert::Infallible> {
     send(&args.channel, &Message::Ready)?;
     // From here on the init lives on its own: `husk create` exits normally.
     nix::sys::prctl::set_pdeathsig(None).step(|| "clear parent-death signal".into())?;
     let mut conn = wait_for_start(&args.start_listener)?;
-    let result = start_process(args, &program);
+    let err = start_process(args, &program);
     // Tell `husk start` why the exec failed; on success the exec closed `conn`.
-    let err = match result {
-        Ok(never) => match never {},
-        Err(e) => e,
-    };
     let (step, reason) = split(&err);
     let _ = conn.write_all(format!("{step}: {reason}").as_bytes());
     Err(err)
@@ -417,15 +414,13 @@ fn wait_for_start(listener: &UnixListener) -> Result<UnixStream> {
     }
 }
 
-fn start_process(args: &InitArgs, program: &std::path::Path) -> Result<std::convert::Infallible> {
-    run_container_hooks(
-        args,
-        "startContainer",
-        hook_list(&args.spec, |h| h.start_container()),
-    )?;
-    let process = spec_process(&args.spec)?;
-    let env = process::environment(process, process::home_dir(process.user().uid()));
-    let argv = process.args().clone().unwrap_or_default();
-    syscall::cloexec_from(3 + args.preserve_fds).step(|| "mark fds close-on-exec".into())?;
-    Err(process::exec(program, &argv, &env))
+fn start_process(args: &InitArgs, program: &process::Program) -> Error {
+    let hooks = hook_list(&args.spec, |h| h.start_container());
+    if let Err(e) = run_container_hooks(args, "startContainer", hooks) {
+        return e;
+    }
+    if let Err(e) = syscall::cloexec_from(3 + args.preserve_fds) {
+        return Error::os("mark fds close-on-exec", e);
+    }
+    program.exec()
 }

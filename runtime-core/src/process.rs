@@ -266,21 +266,33 @@ pub fn enter_cwd(dir: &OwnedFd, cwd: &Path) -> Result<()> {
     nix::unistd::fchdir(dir.as_fd()).step(|| format!("process.cwd: chdir {}", cwd.display()))
 }
 
-/// Execute the process; only returns on failure.
-pub fn exec(program: &Path, args: &[String], env: &[String]) -> Error {
-    let to_c =
-        |s: &str| CString::new(s).map_err(|_| Error::config(format!("{s:?} contains a NUL byte")));
-    let prepared = (|| -> Result<(CString, Vec<CString>, Vec<CString>)> {
-        let prog = to_c(&program.to_string_lossy())?;
-        let argv = args.iter().map(|a| to_c(a)).collect::<Result<Vec<_>>>()?;
-        let envp = env.iter().map(|e| to_c(e)).collect::<Result<Vec<_>>>()?;
-        Ok((prog, argv, envp))
-    })();
-    match prepared {
-        Ok((prog, argv, envp)) => match nix::unistd::execve(&prog, &argv, &envp) {
-            Err(e) => Error::os(format!("exec {}", program.display()), e),
+/// The user's program, ready to exec: everything is computed before the
+/// container is reported created, so `start` only has to release it.
+pub struct Program {
+    pub path: PathBuf,
+    program: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+}
+
+impl Program {
+    pub fn new(path: PathBuf, args: &[String], env: &[String]) -> Result<Self> {
+        let to_c = |s: &str| {
+            CString::new(s).map_err(|_| Error::config(format!("{s:?} contains a NUL byte")))
+        };
+        Ok(Program {
+            program: to_c(&path.to_string_lossy())?,
+            argv: args.iter().map(|a| to_c(a)).collect::<Result<_>>()?,
+            envp: env.iter().map(|e| to_c(e)).collect::<Result<_>>()?,
+            path,
+        })
+    }
+
+    /// Execute the program; only returns on failure.
+    pub fn exec(&self) -> Error {
+        match nix::unistd::execve(&self.program, &self.argv, &self.envp) {
+            Err(e) => Error::os(format!("exec {}", self.path.display()), e),
             Ok(never) => match never {},
-        },
-        Err(e) => e,
+        }
     }
 }
