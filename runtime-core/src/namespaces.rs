@@ -11,11 +11,11 @@ use std::fs::File;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 
-use nix::sched::{setns, unshare, CloneFlags};
 use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
 
 use crate::error::{Context, Error, Result};
 use crate::procfs::Procfs;
+use crate::syscall;
 
 /// A namespace to join: its type and the path of a file for it.
 #[derive(Debug, Clone)]
@@ -116,8 +116,7 @@ fn open_ns(join: &Join) -> Result<File> {
 
 fn enter(join: &Join) -> Result<()> {
     let file = open_ns(join)?;
-    let flag = CloneFlags::from_bits_truncate(clone_flag(join.typ) as i32);
-    setns(file.as_fd(), flag)
+    syscall::setns(file.as_fd(), clone_flag(join.typ))
         .step(|| format!("join {} namespace {}", join.typ, join.path.display()))
 }
 
@@ -128,8 +127,7 @@ pub fn prepare_parent(plan: &Plan, spec: &Spec) -> Result<()> {
         enter(join)?;
     }
     if plan.parent_new_time {
-        unshare(CloneFlags::from_bits_truncate(libc::CLONE_NEWTIME))
-            .step(|| "create time namespace".into())?;
+        syscall::unshare(libc::CLONE_NEWTIME as u64).step(|| "create time namespace".into())?;
         write_time_offsets(spec)?;
     }
     Ok(())
@@ -167,12 +165,12 @@ pub fn unshare_child(flags: u64) -> Result<()> {
     if flags == 0 {
         return Ok(());
     }
-    unshare(CloneFlags::from_bits_truncate(flags as i32)).step(|| "create namespaces".into())
+    syscall::unshare(flags).step(|| "create namespaces".into())
 }
 
 /// In the child, after its cgroups are joined: a cgroup namespace rooted there.
 pub fn unshare_cgroupns() -> Result<()> {
-    unshare(CloneFlags::CLONE_NEWCGROUP).step(|| "create cgroup namespace".into())
+    syscall::unshare(libc::CLONE_NEWCGROUP as u64).step(|| "create cgroup namespace".into())
 }
 
 /// In the parent: write the child's uid_map and gid_map.

@@ -135,3 +135,22 @@ pub fn pidfd_wait_exit(pidfd: BorrowedFd, timeout_ms: i32) -> io::Result<bool> {
         }
     }
 }
+
+/// unshare(2) with raw CLONE_* flags (nix's CloneFlags lacks CLONE_NEWTIME
+/// and would silently drop it).
+pub fn unshare(flags: u64) -> io::Result<()> {
+    // SAFETY: plain syscall with an integer argument.
+    if unsafe { libc::unshare(flags as libc::c_int) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// setns(2) with a raw CLONE_NEW* type (see `unshare`).
+pub fn setns(fd: BorrowedFd, nstype: u64) -> io::Result<()> {
+    // SAFETY: plain syscall on a valid fd.
+    if unsafe { libc::setns(fd.as_raw_fd(), nstype as libc::c_int) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
