@@ -99,6 +99,15 @@ fn create_bundle(
     let cgroups_path = cgroups_path(&bundle)?;
     let cgroup = ContainerCgroup::create(cgroups_path.as_deref(), &opts.id, opts.systemd_cgroup)?;
     guard.cgroup = Some(cgroup.clone());
+    // Limits are in place before the init exists, so it never runs without them.
+    if let Some(resources) = bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+    {
+        cgroup.apply_resources(resources)?;
+    }
     let mut record = new_state(opts, &bundle, cgroup.clone());
     dir.save(&record)?;
 
