@@ -28,8 +28,8 @@ use crate::channel::{Channel, Message};
 use crate::error::{Context, Error, Result};
 use crate::hooks::{self, SpecState};
 use crate::namespaces::{self, Plan};
-use crate::procfs::Procfs;
-use crate::{capabilities, process, rootfs, syscall, terminal};
+use crate::procfs;
+use crate::{process, rootfs, syscall};
 
 /// Everything the init needs; moved into the child by the clone.
 pub struct InitArgs {
@@ -120,12 +120,20 @@ fn setup(args: &InitArgs) -> Result<process::Program> {
     rootfs::enter(&args.rootfs, args.no_pivot)?;
     // Opened only when something is written under /proc: most containers
     // need no procfs handle at all.
-    let procfs = std::cell::OnceCell::new();
+    let procfs = procfs::Lazy::default();
     apply_sysctls(spec, &procfs)?;
     // The cwd is made (if missing) before the root may turn read-only.
     let cwd = rootfs::resolve_cwd(spec_process(spec)?.cwd())?;
     rootfs::finish(spec)?;
-    setup_process(args, &procfs, in_user_ns, &cwd)
+    let context = process::Context {
+        console_socket: args.console_socket.as_ref().map(|fd| fd.as_fd()),
+        personality: spec.linux().as_ref().and_then(|l| l.personality().as_ref()),
+        session_keyring: (!args.no_new_keyring).then_some(args.id.as_str()),
+        in_user_ns,
+        cwd: &cwd,
+        procfs: &procfs,
+    };
+    process::prepare(spec_process(spec)?, &context)
 }
 
 fn spec_process(spec: &Spec) -> Result<&oci_spec::runtime::Process> {
@@ -275,118 +283,12 @@ fn run_container_hooks(args: &InitArgs, kind: &str, hooks: &[Hook]) -> Result<()
     hooks::run_all(kind, hooks, &spec_state(args, status))
 }
 
-type LazyProcfs = std::cell::OnceCell<Procfs>;
-
-fn procfs_handle(cell: &LazyProcfs) -> Result<&Procfs> {
-    if cell.get().is_none() {
-        let _ = cell.set(Procfs::open()?);
-    }
-    cell.get()
-        .ok_or_else(|| Error::step("open a verified procfs handle", "unavailable"))
-}
-
-fn apply_sysctls(spec: &Spec, procfs: &LazyProcfs) -> Result<()> {
+fn apply_sysctls(spec: &Spec, procfs: &procfs::Lazy) -> Result<()> {
     let Some(sysctls) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
         return Ok(());
     };
     for (key, value) in sysctls {
-        procfs_handle(procfs)?.write_sysctl(key, value)?;
-    }
-    Ok(())
-}
-
-fn setup_process(
-    args: &InitArgs,
-    procfs: &LazyProcfs,
-    in_user_ns: bool,
-    cwd: &OwnedFd,
-) -> Result<process::Program> {
-    let process = spec_process(&args.spec)?;
-    if process.terminal().unwrap_or(false) {
-        let socket = args
-            .console_socket
-            .as_ref()
-            .ok_or_else(|| Error::config("process.terminal: a terminal needs --console-socket"))?;
-        let size = process
-            .console_size()
-            .map(|b| (b.height() as u16, b.width() as u16));
-        terminal::setup(socket.as_fd(), size)?;
-    }
-    apply_process_attributes(args, procfs)?;
-    let user = process.user();
-    if let Some(caps) = process.capabilities() {
-        capabilities::limit_bounding(caps)?;
-    }
-    process::switch_user(user, setgroups_allowed(in_user_ns))?;
-    if let Some(caps) = process.capabilities() {
-        capabilities::apply_sets(caps)?;
-    }
-    process::set_umask(user);
-    process::enter_cwd(cwd, process.cwd())?;
-    if process.no_new_privileges().unwrap_or(false) {
-        process::set_no_new_privs()?;
-    }
-    let env = process::environment(process, process::home_dir(user.uid()));
-    let program = process
-        .args()
-        .as_ref()
-        .and_then(|a| a.first())
-        .ok_or_else(|| Error::config("process.args: must not be empty"))?;
-    let path = process::find_executable(program, &env)?;
-    process::Program::new(path, process.args().as_deref().unwrap_or_default(), &env)
-}
-
-/// In a user namespace whose setgroups is denied, supplementary groups
-/// cannot be set; everywhere else they can.
-fn setgroups_allowed(in_user_ns: bool) -> bool {
-    !in_user_ns
-        || std::fs::read_to_string("/proc/self/setgroups")
-            .map(|s| s.trim() == "allow")
-            .unwrap_or(true)
-}
-
-fn apply_process_attributes(args: &InitArgs, procfs: &LazyProcfs) -> Result<()> {
-    let spec = &args.spec;
-    let process = spec_process(spec)?;
-    if let Some(score) = process.oom_score_adj() {
-        process::set_oom_score_adj(procfs_handle(procfs)?, score)?;
-    }
-    if let Some(rlimits) = process.rlimits() {
-        process::set_rlimits(rlimits)?;
-    }
-    if let Some(personality) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
-        process::set_personality(personality)?;
-    }
-    if let Some(io) = process.io_priority() {
-        process::set_io_priority(io.class(), io.priority())?;
-    }
-    if let Some(sched) = process.scheduler() {
-        process::set_scheduler(sched)?;
-    }
-    if !args.no_new_keyring {
-        join_session_keyring(&args.id)?;
-    }
-    Ok(())
-}
-
-/// A fresh session keyring named after the container, so containers do not
-/// share the host's keys (runc does the same unless --no-new-keyring).
-fn join_session_keyring(id: &str) -> Result<()> {
-    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
-    let name = std::ffi::CString::new(format!("_ses.{id}"))
-        .map_err(|_| Error::step("join session keyring", "id contains NUL"))?;
-    // SAFETY: keyctl with a valid C string argument.
-    let ret =
-        unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
-    // Kernels without keyrings (ENOSYS) or with keyctl blocked are not fatal.
-    if ret < 0 {
-        let err = std::io::Error::last_os_error();
-        if !matches!(
-            err.raw_os_error(),
-            Some(libc::ENOSYS) | Some(libc::EPERM) | Some(libc::EACCES)
-        ) {
-            return Err(Error::os("join session keyring", err));
-        }
+        procfs.get()?.write_sysctl(key, value)?;
     }
     Ok(())
 }

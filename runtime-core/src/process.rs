@@ -4,7 +4,7 @@
 //! init calls in the order that leaves no window (see `init`).
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::unistd::{Gid, Uid};
@@ -13,8 +13,113 @@ use oci_spec::runtime::{
     LinuxSchedulerPolicy, PosixRlimit, PosixRlimitType, Process, Scheduler, User,
 };
 
-use crate::error::{Context, Error, Result};
-use crate::procfs::Procfs;
+use crate::error::{Context as _, Error, Result};
+use crate::procfs::{self, Procfs};
+use crate::{capabilities, terminal};
+
+/// What the process setup needs besides the process itself.
+pub struct Context<'a> {
+    /// Where to send the pty master when process.terminal is set.
+    pub console_socket: Option<BorrowedFd<'a>>,
+    pub personality: Option<&'a LinuxPersonality>,
+    /// Join a fresh session keyring named after this container id.
+    pub session_keyring: Option<&'a str>,
+    pub in_user_ns: bool,
+    /// The working directory, already resolved inside the container's root.
+    pub cwd: &'a OwnedFd,
+    pub procfs: &'a procfs::Lazy,
+}
+
+/// Apply everything of `process` to the calling process, in the order that
+/// leaves no window (attributes needing privileges first, then the bounding
+/// set, the user switch, the capability sets, umask, cwd, no_new_privs), and
+/// find the executable. Shared by the container's init and by exec.
+pub fn prepare(process: &Process, ctx: &Context) -> Result<Program> {
+    if process.terminal().unwrap_or(false) {
+        let socket = ctx
+            .console_socket
+            .ok_or_else(|| Error::config("process.terminal: a terminal needs --console-socket"))?;
+        let size = process
+            .console_size()
+            .map(|b| (b.height() as u16, b.width() as u16));
+        terminal::setup(socket, size)?;
+    }
+    apply_attributes(process, ctx)?;
+    let user = process.user();
+    if let Some(caps) = process.capabilities() {
+        capabilities::limit_bounding(caps)?;
+    }
+    switch_user(user, setgroups_allowed(ctx.in_user_ns))?;
+    if let Some(caps) = process.capabilities() {
+        capabilities::apply_sets(caps)?;
+    }
+    set_umask(user);
+    enter_cwd(ctx.cwd, process.cwd())?;
+    if process.no_new_privileges().unwrap_or(false) {
+        set_no_new_privs()?;
+    }
+    let env = environment(process, home_dir(user.uid()));
+    let program = process
+        .args()
+        .as_ref()
+        .and_then(|a| a.first())
+        .ok_or_else(|| Error::config("process.args: must not be empty"))?;
+    let path = find_executable(program, &env)?;
+    Program::new(path, process.args().as_deref().unwrap_or_default(), &env)
+}
+
+/// In a user namespace whose setgroups is denied, supplementary groups
+/// cannot be set; everywhere else they can.
+fn setgroups_allowed(in_user_ns: bool) -> bool {
+    !in_user_ns
+        || std::fs::read_to_string("/proc/self/setgroups")
+            .map(|s| s.trim() == "allow")
+            .unwrap_or(true)
+}
+
+fn apply_attributes(process: &Process, ctx: &Context) -> Result<()> {
+    if let Some(score) = process.oom_score_adj() {
+        set_oom_score_adj(ctx.procfs.get()?, score)?;
+    }
+    if let Some(rlimits) = process.rlimits() {
+        set_rlimits(rlimits)?;
+    }
+    if let Some(personality) = ctx.personality {
+        set_personality(personality)?;
+    }
+    if let Some(io) = process.io_priority() {
+        set_io_priority(io.class(), io.priority())?;
+    }
+    if let Some(sched) = process.scheduler() {
+        set_scheduler(sched)?;
+    }
+    if let Some(id) = ctx.session_keyring {
+        join_session_keyring(id)?;
+    }
+    Ok(())
+}
+
+/// A fresh session keyring named after the container, so containers do not
+/// share the host's keys (runc does the same unless --no-new-keyring).
+fn join_session_keyring(id: &str) -> Result<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    let name = CString::new(format!("_ses.{id}"))
+        .map_err(|_| Error::step("join session keyring", "id contains NUL"))?;
+    // SAFETY: keyctl with a valid C string argument.
+    let ret =
+        unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    // Kernels without keyrings (ENOSYS) or with keyctl blocked are not fatal.
+    if ret < 0 {
+        let err = std::io::Error::last_os_error();
+        if !matches!(
+            err.raw_os_error(),
+            Some(libc::ENOSYS) | Some(libc::EPERM) | Some(libc::EACCES)
+        ) {
+            return Err(Error::os("join session keyring", err));
+        }
+    }
+    Ok(())
+}
 
 pub fn set_rlimits(rlimits: &[PosixRlimit]) -> Result<()> {
     for limit in rlimits {

@@ -58,3 +58,19 @@ fn pathrs_to_io(e: pathrs::error::Error) -> std::io::Error {
         _ => std::io::Error::other(e.to_string()),
     }
 }
+
+/// A procfs handle opened on first use: most containers write nothing under
+/// /proc, and opening one costs a fresh procfs superblock.
+#[derive(Default)]
+pub struct Lazy(std::cell::OnceCell<Procfs>);
+
+impl Lazy {
+    pub fn get(&self) -> Result<&Procfs> {
+        if self.0.get().is_none() {
+            let _ = self.0.set(Procfs::open()?);
+        }
+        self.0.get().ok_or_else(|| {
+            crate::error::Error::step("open a verified procfs handle", "unavailable")
+        })
+    }
+}
