@@ -28,11 +28,29 @@ pub struct SpecState {
 
 /// Run every hook of one kind in order; stop at the first failure.
 pub fn run_all(kind: &str, hooks: &[Hook], state: &SpecState) -> Result<()> {
-    let json = serde_json::to_vec(state).map_err(|e| Error::step("hook state", e.to_string()))?;
+    let json = state_json(state)?;
     for hook in hooks {
         run(kind, hook, &json)?;
     }
     Ok(())
+}
+
+/// Run every hook of one kind in order, each even if an earlier one failed
+/// (poststart, poststop: the spec asks for a warning, not a stop). Returns
+/// the failures.
+pub fn run_all_warn(kind: &str, hooks: &[Hook], state: &SpecState) -> Vec<Error> {
+    let json = match state_json(state) {
+        Ok(json) => json,
+        Err(e) => return vec![e],
+    };
+    hooks
+        .iter()
+        .filter_map(|hook| run(kind, hook, &json).err())
+        .collect()
+}
+
+fn state_json(state: &SpecState) -> Result<Vec<u8>> {
+    serde_json::to_vec(state).map_err(|e| Error::step("hook state", e.to_string()))
 }
 
 fn run(kind: &str, hook: &Hook, state: &[u8]) -> Result<()> {
@@ -50,7 +68,9 @@ fn run(kind: &str, hook: &Hook, state: &[u8]) -> Result<()> {
     }
     let out_clone = output.try_clone().map_err(|e| Error::os(step.clone(), e))?;
     let err_clone = output.try_clone().map_err(|e| Error::os(step.clone(), e))?;
+    // Its own process group, so a timeout kills whatever the hook started too.
     let mut child = command
+        .process_group(0)
         .stdin(Stdio::piped())
         .stdout(Stdio::from(out_clone))
         .stderr(Stdio::from(err_clone))
@@ -89,7 +109,10 @@ fn wait_with_timeout(
         let ms = i32::try_from(secs.saturating_mul(1000)).unwrap_or(i32::MAX);
         let exited = syscall::pidfd_wait_exit(pidfd.as_fd(), ms).map_err(|e| Error::os(step, e))?;
         if !exited {
-            let _ = child.kill();
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
             let _ = child.wait();
             return Err(Error::step(step, format!("timed out after {secs}s")));
         }

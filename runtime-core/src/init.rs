@@ -192,11 +192,10 @@ fn unshare_late(args: &InitArgs) -> Result<()> {
 fn fork_into_new_pid_ns(args: &InitArgs) -> Result<()> {
     // SAFETY: the init is single-threaded, so fork is sound.
     match unsafe { nix::unistd::fork() }.step(|| "fork into the new pid namespace".into())? {
-        nix::unistd::ForkResult::Child => {
-            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                .step(|| "set parent-death signal".into())?;
-            Ok(())
-        }
+        // The intermediate exits at once, so the grandchild cannot use a
+        // parent-death signal; it notices a dead `husk create` as EOF on the
+        // channel, where it waits next.
+        nix::unistd::ForkResult::Child => Ok(()),
         nix::unistd::ForkResult::Parent { child } => {
             let code = i32::from(args.channel.send(&Message::Pid(child.as_raw())).is_err());
             // SAFETY: see `run`.
@@ -295,9 +294,10 @@ fn apply_sysctls(spec: &Spec, procfs: &procfs::Lazy) -> Result<()> {
 
 /// Steps 4–5.
 fn wait_and_exec(args: &InitArgs, program: process::Program) -> Result<std::convert::Infallible> {
-    send(&args.channel, &Message::Ready)?;
-    // From here on the init lives on its own: `husk create` exits normally.
+    // From here on the init lives on its own: `husk create` exits as soon as
+    // it reads Ready, so the parent-death signal must be gone before that.
     nix::sys::prctl::set_pdeathsig(None).step(|| "clear parent-death signal".into())?;
+    send(&args.channel, &Message::Ready)?;
     let mut conn = wait_for_start(&args.start_listener)?;
     let err = start_process(args, &program);
     // Tell `husk start` why the exec failed; on success the exec closed `conn`.

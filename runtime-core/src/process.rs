@@ -300,9 +300,12 @@ pub fn switch_user(user: &User, setgroups_allowed: bool) -> Result<()> {
     nix::sys::prctl::set_keepcaps(false).step(|| "reset keep-caps".into())
 }
 
+/// Set the umask if the config gives one; otherwise the process keeps the
+/// runtime's (the spec: "If unspecified, the umask should not be changed").
 pub fn set_umask(user: &User) {
-    let mask = user.umask().unwrap_or(0o022);
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+    if let Some(mask) = user.umask() {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+    }
 }
 
 /// The environment of the process: the config's, plus HOME from the
