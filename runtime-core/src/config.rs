@@ -37,17 +37,54 @@ pub fn load_bundle(bundle: &Path) -> Result<Bundle> {
 }
 
 /// Parse config.json bytes; the error names the JSON path of the bad field.
+///
+/// Capability names this runtime does not know are dropped with a warning
+/// rather than refused: the runtime-spec says an unmappable capability MUST
+/// be logged as a warning and the runtime SHOULD NOT fail (a newer client
+/// may name capabilities an older runtime has never heard of). runc does
+/// the same. Only then is the config parsed a second time.
 pub fn parse(raw: &[u8]) -> Result<Spec> {
     let de = &mut serde_json::Deserializer::from_slice(raw);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let field = e.path().to_string();
-        let inner = e.into_inner();
-        if field == "." || field.is_empty() {
-            Error::config(format!("config.json: {inner}"))
-        } else {
-            Error::config(format!("config.json: {field}: {inner}"))
+    match serde_path_to_error::deserialize(de) {
+        Ok(spec) => Ok(spec),
+        Err(e) if e.path().to_string().starts_with("process.capabilities.") => {
+            parse_without_unknown_capabilities(raw).ok_or_else(|| path_error(e))
         }
-    })
+        Err(e) => Err(path_error(e)),
+    }
+}
+
+fn path_error(e: serde_path_to_error::Error<serde_json::Error>) -> Error {
+    let field = e.path().to_string();
+    let inner = e.into_inner();
+    if field == "." || field.is_empty() {
+        Error::config(format!("config.json: {inner}"))
+    } else {
+        Error::config(format!("config.json: {field}: {inner}"))
+    }
+}
+
+fn parse_without_unknown_capabilities(raw: &[u8]) -> Option<Spec> {
+    let mut value: serde_json::Value = serde_json::from_slice(raw).ok()?;
+    let sets = value
+        .pointer_mut("/process/capabilities")?
+        .as_object_mut()?;
+    for (set, names) in sets.iter_mut() {
+        let Some(names) = names.as_array_mut() else {
+            continue;
+        };
+        names.retain(|name| {
+            let known =
+                serde_json::from_value::<oci_spec::runtime::Capability>(name.clone()).is_ok();
+            if !known {
+                eprintln!(
+                    "husk: warning: process.capabilities.{set}: unknown capability {name} ignored"
+                );
+            }
+            known
+        });
+    }
+    serde_json::from_value(value).ok()
 }
 
 fn rootfs_path(bundle: &Path, spec: &Spec) -> Result<PathBuf> {
