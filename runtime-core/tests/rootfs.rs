@@ -599,6 +599,123 @@ fn devices_are_created_with_the_right_numbers_and_modes() {
     });
 }
 
+/// A linux.devices path that already holds something else (a regular file,
+/// a fifo, a device of another type or number) is an error naming the
+/// path; a matching device node is kept.
+#[test]
+fn existing_files_must_match_the_device() {
+    need_root!();
+    use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+    let node = |path: &Path, kind: SFlag, major: u64, minor: u64| {
+        mknod(
+            path,
+            kind,
+            Mode::from_bits_truncate(0o600),
+            makedev(major, minor),
+        )
+        .expect("mknod in the rootfs")
+    };
+    let cases = [
+        ("regular", "c", 1, 3, Some("a regular file")),
+        ("other-minor", "c", 1, 3, Some("character device 1:5")),
+        ("other-type", "b", 1, 5, Some("character device 1:5")),
+        ("fifo", "c", 1, 3, Some("a fifo")),
+        ("dir", "p", 0, 0, Some("a directory")),
+        ("same", "c", 1, 5, None),
+        ("same-fifo", "p", 0, 0, None),
+    ];
+    for (name, kind, major, minor, error) in cases {
+        let tmp = TempDir::new("devmismatch");
+        let rootfs = busybox_rootfs(tmp.path());
+        let extra = rootfs.join("extra");
+        fs::create_dir_all(&extra).expect("mkdir extra");
+        let planted = extra.join(name);
+        match name {
+            "regular" => fs::write(&planted, "not a device\n").expect("write"),
+            "fifo" | "same-fifo" => node(&planted, SFlag::S_IFIFO, 0, 0),
+            "dir" => fs::create_dir(&planted).expect("mkdir"),
+            _ => node(&planted, SFlag::S_IFCHR, 1, 5),
+        }
+        let path = format!("/extra/{name}");
+        let spec = spec(json!({
+            "mounts": [tmpfs_dev()],
+            "linux": {"devices": [{"path": path, "type": kind, "major": major, "minor": minor}]}
+        }));
+        let rootfs2 = rootfs.clone();
+        in_child(CloneFlags::empty(), move || {
+            let result = prepare(&spec, &rootfs2);
+            match (error, result) {
+                (None, Ok(())) => Ok(()),
+                (None, Err(e)) => Err(format!("{name}: a matching node was refused: {e}")),
+                (Some(_), Ok(())) => Err(format!("{name}: prepare succeeded")),
+                (Some(what), Err(e)) => {
+                    ensure!(
+                        e.contains(&path) && e.contains(what),
+                        "{name}: the error does not say {path} is {what}: {e}"
+                    );
+                    Ok(())
+                }
+            }
+        });
+        let kept = fs::symlink_metadata(&planted).expect("the planted file is gone");
+        if name == "regular" {
+            assert!(kept.is_file() && kept.len() > 0, "{name} changed");
+        }
+    }
+}
+
+/// In a user namespace (devices are binds of the host's nodes): the host's
+/// node must be the device asked for, and a file already in the rootfs must
+/// match it or be an empty file (a mount point left by an earlier run).
+#[test]
+fn user_namespace_device_binds_check_both_ends() {
+    need_root!();
+    let cases = [
+        ("/extra/regular", 1, 3, Some("a regular file")),
+        (
+            "/dev/null",
+            1,
+            5,
+            Some("the host's /dev/null is the character device 1:3"),
+        ),
+        ("/extra/empty", 1, 3, Some("the host's /extra/empty")),
+        ("/dev/zero", 1, 5, None),
+    ];
+    for (path, major, minor, error) in cases {
+        let tmp = TempDir::new("devuserns");
+        let rootfs = busybox_rootfs(tmp.path());
+        fs::create_dir_all(rootfs.join("extra")).expect("mkdir extra");
+        fs::write(rootfs.join("extra/regular"), "not a device\n").expect("write");
+        fs::write(rootfs.join("extra/empty"), "").expect("write");
+        // No /dev mount: the rootfs's own /dev, with an empty file where a
+        // previous run would have left its mount point.
+        fs::write(rootfs.join("dev/zero"), "").expect("write");
+        let spec = spec(json!({
+            "linux": {"devices": [{"path": path, "type": "c", "major": major, "minor": minor}]}
+        }));
+        let rootfs2 = rootfs.clone();
+        in_child(CloneFlags::CLONE_NEWUSER, move || {
+            let result = prepare_with(&spec, &rootfs2, &MountView::default(), true, false);
+            match (error, result) {
+                (None, Ok(())) => {
+                    let got = dev_of(&rootfs2.join(&path[1..]))?;
+                    ensure!(got.0 == 'c' && (got.1, got.2) == (1, 5), "{path}: {got:?}");
+                    Ok(())
+                }
+                (None, Err(e)) => Err(format!("{path}: refused: {e}")),
+                (Some(_), Ok(())) => Err(format!("{path}: prepare succeeded")),
+                (Some(what), Err(e)) => {
+                    ensure!(
+                        e.contains(path) && e.contains(what),
+                        "{path}: the error does not say {what}: {e}"
+                    );
+                    Ok(())
+                }
+            }
+        });
+    }
+}
+
 /// In a user namespace: device nodes are bind mounts of the host's, and
 /// sysfs (no netns of our own) falls back to a recursive bind of /sys.
 #[test]
@@ -985,7 +1102,7 @@ fn open_pty_slave() -> Result<OwnedFd, String> {
 }
 
 /// rootfsPropagation "shared" with a shared parent mount: pivot_root still
-/// works (the parent is made private), and "/" ends up shared.
+/// works (the parent is made a slave), and "/" ends up shared.
 #[test]
 fn shared_rootfs_propagation() {
     need_root!();
@@ -1033,6 +1150,229 @@ fn default_propagation_is_rslave() {
         );
         Ok(())
     });
+}
+
+/// The propagation options of the config's bind mounts are what the mounts
+/// end up with, after pivot_root and finish, whatever rootfsPropagation
+/// (the default rslave included) says about the rest of the tree.
+#[test]
+fn mount_propagation_options_survive_pivot_and_finish() {
+    need_root!();
+    // (name, options, optional field expected, optional field refused)
+    let cases: [(&str, &[&str], &str, &str); 8] = [
+        ("rshared", &["rbind", "rshared"], "shared:", ""),
+        ("shared", &["bind", "shared"], "shared:", ""),
+        ("rslave", &["rbind", "rslave"], "master:", "shared:"),
+        ("slave", &["bind", "slave"], "master:", "shared:"),
+        ("rprivate", &["rbind", "rprivate"], "", ""),
+        ("private", &["bind", "private"], "", ""),
+        ("runbindable", &["rbind", "runbindable"], "unbindable", ""),
+        ("unbindable", &["bind", "unbindable"], "unbindable", ""),
+    ];
+    for root_propagation in [None, Some("rslave"), Some("slave"), Some("private")] {
+        let tmp = TempDir::new("mountprop");
+        let rootfs = busybox_rootfs(tmp.path());
+        let src = tmp.path().join("src");
+        fs::create_dir_all(&src).expect("mkdir src");
+        let mut mounts = vec![
+            tmpfs_dev(),
+            json!({"destination": "/proc", "type": "proc", "source": "proc"}),
+        ];
+        for (name, options, _, _) in cases {
+            mounts.push(json!({"destination": format!("/p/{name}"), "type": "bind",
+                               "source": src.display().to_string(), "options": options}));
+        }
+        let mut linux = json!({});
+        if let Some(value) = root_propagation {
+            linux["rootfsPropagation"] = json!(value);
+        }
+        let spec = spec(json!({"mounts": mounts, "linux": linux}));
+        let (base2, rootfs2) = (tmp.path().to_path_buf(), rootfs.clone());
+        in_child(CloneFlags::empty(), move || {
+            // The source is shared with the "host", so that a slave has a
+            // master to show.
+            let _host = share(&base2)?;
+            prepare(&spec, &rootfs2)?;
+            rootfs::enter(&rootfs2, false).map_err(|e| format!("enter: {e}"))?;
+            rootfs::finish(&spec).map_err(|e| format!("finish: {e}"))?;
+            for (name, _, want, refuse) in cases {
+                let m = mount_at(&Path::new("/p").join(name))?;
+                let has = |p: &str| m.optional.iter().any(|o| o.starts_with(p));
+                let ok = if want.is_empty() {
+                    m.optional.is_empty()
+                } else {
+                    has(want) && (refuse.is_empty() || !has(refuse))
+                };
+                ensure!(
+                    ok,
+                    "rootfsPropagation {root_propagation:?}: {name} bind has {:?}",
+                    m.optional
+                );
+            }
+            Ok(())
+        });
+    }
+}
+
+/// rootfsPropagation slave and shared: a mount made on the host under the
+/// rootfs (held by a shared host mount) appears in the container; one made
+/// in the container does not reach the host. private and unbindable receive
+/// nothing. An unbindable root is set last: readonlyPaths on the root
+/// filesystem still work (they clone it).
+#[test]
+fn rootfs_propagation_receives_host_mounts() {
+    need_root!();
+    let values = [
+        "slave",
+        "rslave",
+        "shared",
+        "rshared",
+        "private",
+        "rprivate",
+        "unbindable",
+        "runbindable",
+    ];
+    for value in values {
+        let tmp = TempDir::new("rootprop");
+        let rootfs = busybox_rootfs(tmp.path());
+        fs::create_dir_all(rootfs.join("mnt/later")).expect("mkdir later");
+        fs::create_dir_all(rootfs.join("mnt/back")).expect("mkdir back");
+        let spec = spec(json!({
+            "mounts": [tmpfs_dev(), {"destination": "/proc", "type": "proc", "source": "proc"}],
+            "linux": {"rootfsPropagation": value, "readonlyPaths": ["/etc"],
+                      "maskedPaths": ["/bin/sh"]}
+        }));
+        let (base2, rootfs2) = (tmp.path().to_path_buf(), rootfs.clone());
+        in_child(CloneFlags::empty(), move || {
+            let host = share(&base2)?;
+            prepare(&spec, &rootfs2)?;
+            rootfs::enter(&rootfs2, false).map_err(|e| format!("enter: {e}"))?;
+            rootfs::finish(&spec).map_err(|e| format!("finish: {e}"))?;
+            // From the container to the host: never.
+            mount(
+                Some("tmpfs"),
+                "/mnt/back",
+                Some("tmpfs"),
+                MsFlags::empty(),
+                None::<&str>,
+            )
+            .map_err(|e| format!("mount /mnt/back: {e}"))?;
+            let back = rootfs2.join("mnt/back");
+            in_host(&host, move || not_mounted(&back))
+                .map_err(|e| format!("{value}: the container's mount reached the host: {e}"))?;
+            // From the host to the container.
+            let later = rootfs2.join("mnt/later");
+            in_host(&host, move || {
+                mount(
+                    Some("tmpfs"),
+                    &later,
+                    Some("tmpfs"),
+                    MsFlags::empty(),
+                    None::<&str>,
+                )
+                .map_err(|e| format!("mount on the host: {e}"))
+            })?;
+            let received = mount_at(Path::new("/mnt/later")).is_ok();
+            let root = mount_at(Path::new("/"))?;
+            let has = |p: &str| root.optional.iter().any(|o| o.starts_with(p));
+            let ok = match value {
+                "private" | "rprivate" => !received && root.optional.is_empty(),
+                "unbindable" | "runbindable" => !received && root.optional == ["unbindable"],
+                "shared" | "rshared" => received && has("master:") && has("shared:"),
+                _ => received && has("master:") && !has("shared:"),
+            };
+            ensure!(
+                ok,
+                "{value}: / has {:?}, host mount received: {received}",
+                root.optional
+            );
+            Ok(())
+        });
+    }
+}
+
+/// Detaching the old root after pivot_root unmounts nothing on the host,
+/// even where our copies of the host's mounts are still shared with it
+/// (a non-recursive rootfsPropagation leaves them so).
+#[test]
+fn detaching_the_old_root_leaves_host_mounts_alone() {
+    need_root!();
+    let tmp = TempDir::new("oldroot");
+    let rootfs = busybox_rootfs(tmp.path());
+    let shared = tmp.path().join("shared");
+    fs::create_dir_all(shared.join("sub")).expect("mkdir shared/sub");
+    let spec = spec(json!({
+        "mounts": [tmpfs_dev()],
+        "linux": {"rootfsPropagation": "slave"}
+    }));
+    let (sub, rootfs2) = (shared.join("sub"), rootfs.clone());
+    in_child(CloneFlags::empty(), move || {
+        // On the "host": a shared mount with a submount, both of which our
+        // namespace gets copies of, peers of the host's.
+        mount(
+            Some(&shared),
+            &shared,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| format!("bind shared: {e}"))?;
+        mount(
+            None::<&str>,
+            &shared,
+            None::<&str>,
+            MsFlags::MS_SHARED,
+            None::<&str>,
+        )
+        .map_err(|e| format!("share: {e}"))?;
+        mount(
+            Some("tmpfs"),
+            &sub,
+            Some("tmpfs"),
+            MsFlags::empty(),
+            None::<&str>,
+        )
+        .map_err(|e| format!("mount sub: {e}"))?;
+        let host = fs::File::open("/proc/self/ns/mnt").map_err(|e| format!("open ns: {e}"))?;
+        unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare: {e}"))?;
+        prepare(&spec, &rootfs2)?;
+        rootfs::enter(&rootfs2, false).map_err(|e| format!("enter: {e}"))?;
+        rootfs::finish(&spec).map_err(|e| format!("finish: {e}"))?;
+        in_host(&host, move || {
+            mount_at(&sub)
+                .map(drop)
+                .map_err(|e| format!("the host lost its mount when the old root was detached: {e}"))
+        })
+    });
+}
+
+/// Run `f` in a forked process that has joined the mount namespace `ns`.
+fn in_host(ns: &fs::File, f: impl FnOnce() -> Check) -> Check {
+    let (read_end, write_end) = nix::unistd::pipe().map_err(|e| format!("pipe: {e}"))?;
+    // SAFETY: as in `in_child`: the forked process only makes syscalls and
+    // small allocations, and leaves with _exit.
+    match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
+        ForkResult::Child => {
+            drop(read_end);
+            let result = nix::sched::setns(ns.as_fd(), CloneFlags::CLONE_NEWNS)
+                .map_err(|e| format!("setns: {e}"))
+                .and_then(|()| f());
+            let mut out = fs::File::from(write_end);
+            let _ = out.write_all(result.as_ref().err().map_or("", String::as_str).as_bytes());
+            drop(out);
+            // SAFETY: see in_child.
+            unsafe { libc::_exit(if result.is_ok() { 0 } else { 1 }) };
+        }
+        ForkResult::Parent { child } => {
+            drop(write_end);
+            let mut msg = String::new();
+            let _ = fs::File::from(read_end).read_to_string(&mut msg);
+            match waitpid(child, None) {
+                Ok(WaitStatus::Exited(_, 0)) => Ok(()),
+                status => Err(format!("{status:?}: {msg}")),
+            }
+        }
+    }
 }
 
 /// Make `dir` a shared mount with a peer in another mount namespace, as the

@@ -3,6 +3,7 @@
 //! the host's, as in runc.
 
 use std::fs::Permissions;
+use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -27,6 +28,10 @@ struct Node {
     mode: u32,
     uid: u32,
     gid: u32,
+    /// From linux.devices: a file already at the path must be this very
+    /// device. The defaults keep runc's leniency and leave whatever the
+    /// image has there (masking checks /dev/null before using it).
+    configured: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +99,7 @@ fn nodes(spec: &Spec) -> Result<Vec<Node>> {
                 mode: 0o666,
                 uid: 0,
                 gid: 0,
+                configured: false,
             });
         }
     }
@@ -122,6 +128,7 @@ fn nodes(spec: &Spec) -> Result<Vec<Node>> {
             mode: d.file_mode().unwrap_or(0o666) & 0o7777,
             uid: d.uid().unwrap_or(0),
             gid: d.gid().unwrap_or(0),
+            configured: true,
         });
     }
     Ok(nodes)
@@ -148,11 +155,84 @@ fn create(root: &Root, node: &Node, in_user_ns: bool) -> Result<()> {
     };
     match root.create(&path, &inode) {
         Ok(()) => chown_node(root, &path, node, &step),
-        // As runc: a node the image already has is left as it is.
-        Err(e) if paths::errno(&e) == Some(libc::EEXIST) => Ok(()),
+        // As runc, a node the image already has is left as it is (mode and
+        // owner included); but for linux.devices it must be that device.
+        Err(e) if paths::errno(&e) == Some(libc::EEXIST) => {
+            if !node.configured {
+                return Ok(());
+            }
+            let found = paths::lookup(root, &path, false).step(|| step.clone())?;
+            let found = found.ok_or_else(|| Error::step(&step, "the file there disappeared"))?;
+            match existing(&found, node).step(|| step.clone())? {
+                Existing::Same => Ok(()),
+                other => Err(mismatch(node, &other)),
+            }
+        }
         Err(e) if paths::errno(&e) == Some(libc::EPERM) => bind_host_node(root, node),
         Err(e) => Err(e).step(|| step.clone()),
     }
+}
+
+/// What a device's path already holds.
+#[derive(Debug, PartialEq, Eq)]
+enum Existing {
+    /// The device asked for.
+    Same,
+    /// An empty regular file: a mount point for a bind of the device.
+    EmptyFile,
+    /// Something else, described ("a regular file", "the character device
+    /// 1:5").
+    Other(String),
+}
+
+impl std::fmt::Display for Existing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Existing::Same => write!(f, "the device asked for"),
+            Existing::EmptyFile => write!(f, "an empty regular file"),
+            Existing::Other(what) => write!(f, "{what}"),
+        }
+    }
+}
+
+fn existing(found: impl AsFd, node: &Node) -> std::io::Result<Existing> {
+    let st = rustix::fs::fstat(found)?;
+    let kind = FileType::from_raw_mode(st.st_mode);
+    let (major, minor) = (rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev));
+    let same_kind = match node.kind {
+        NodeKind::Char => kind == FileType::CharacterDevice,
+        NodeKind::Block => kind == FileType::BlockDevice,
+        NodeKind::Fifo => kind == FileType::Fifo,
+    };
+    if same_kind && (node.kind == NodeKind::Fifo || (major, minor) == (node.major, node.minor)) {
+        return Ok(Existing::Same);
+    }
+    let what = match kind {
+        FileType::CharacterDevice => format!("the character device {major}:{minor}"),
+        FileType::BlockDevice => format!("the block device {major}:{minor}"),
+        FileType::Fifo => "a fifo".to_string(),
+        FileType::RegularFile if st.st_size == 0 => return Ok(Existing::EmptyFile),
+        FileType::RegularFile => "a regular file".to_string(),
+        FileType::Directory => "a directory".to_string(),
+        FileType::Symlink => "a symlink".to_string(),
+        FileType::Socket => "a socket".to_string(),
+        _ => "a file of unknown type".to_string(),
+    };
+    Ok(Existing::Other(what))
+}
+
+/// "linux.devices: /x already exists in the rootfs as a regular file, not
+/// the character device 1:3 asked for".
+fn mismatch(node: &Node, what: &Existing) -> Error {
+    let wanted = match node.kind {
+        NodeKind::Char => format!("the character device {}:{}", node.major, node.minor),
+        NodeKind::Block => format!("the block device {}:{}", node.major, node.minor),
+        NodeKind::Fifo => "a fifo".to_string(),
+    };
+    Error::config(format!(
+        "linux.devices: {} already exists in the rootfs as {what}, not {wanted} asked for",
+        node.path.display()
+    ))
 }
 
 /// chown the node we just made, after checking through its fd that it is
@@ -160,16 +240,7 @@ fn create(root: &Root, node: &Node, in_user_ns: bool) -> Result<()> {
 fn chown_node(root: &Root, path: &Path, node: &Node, step: &str) -> Result<()> {
     let handle = paths::lookup(root, path, false).step(|| step.to_string())?;
     let handle = handle.ok_or_else(|| Error::step(step, "the new node disappeared"))?;
-    let st = sys::io(rustix::fs::fstat(&handle)).step(|| step.to_string())?;
-    let (kind, rdev) = (FileType::from_raw_mode(st.st_mode), st.st_rdev);
-    let expected = match node.kind {
-        NodeKind::Char => kind == FileType::CharacterDevice,
-        NodeKind::Block => kind == FileType::BlockDevice,
-        NodeKind::Fifo => kind == FileType::Fifo,
-    };
-    let same_dev = node.kind == NodeKind::Fifo
-        || (rustix::fs::major(rdev), rustix::fs::minor(rdev)) == (node.major, node.minor);
-    if !expected || !same_dev {
+    if existing(&handle, node).step(|| step.to_string())? != Existing::Same {
         return Err(Error::step(
             step,
             "the node was replaced while being created",
@@ -187,10 +258,30 @@ fn chown_node(root: &Root, path: &Path, node: &Node, step: &str) -> Result<()> {
 }
 
 /// Bind the host's node at the same path onto an empty file in the rootfs.
+///
+/// The host's node must be the device asked for. For linux.devices, a file
+/// already in the rootfs must be that device too, or an empty regular file:
+/// the mount point this very function leaves behind in a rootfs without a
+/// /dev mount of its own, found again by the next container.
 fn bind_host_node(root: &Root, node: &Node) -> Result<()> {
     let step = format!("bind device {}", node.path.display());
+    if node.configured {
+        if let Some(found) = paths::resolve(root, &node.path, &step)? {
+            let found = existing(&found, node).step(|| step.clone())?;
+            if !matches!(found, Existing::Same | Existing::EmptyFile) {
+                return Err(mismatch(node, &found));
+            }
+        }
+    }
     let tree = sys::clone_tree(CWD, &node.path, false)
         .step(|| format!("{step}: open the host's {}", node.path.display()))?;
+    let host = existing(&tree, node).step(|| step.clone())?;
+    if host != Existing::Same {
+        return Err(Error::step(
+            &step,
+            format!("the host's {} is {host}", node.path.display()),
+        ));
+    }
     let target = paths::resolve_or_create(root, &node.path, Kind::File, &step)?;
     attach_at(
         root,

@@ -3,9 +3,9 @@
 //!
 //! | step      | when                      | what                                             |
 //! |-----------|---------------------------|--------------------------------------------------|
-//! | [`prepare`] | before pivot_root       | "/" propagation, rootfs self-bind, `mounts`, /dev |
+//! | [`prepare`] | before pivot_root       | "/" propagation, rootfs self-bind and its propagation, `mounts`, /dev |
 //! | [`enter`]   | after prepare           | pivot_root (or MS_MOVE + chroot), chdir("/")     |
-//! | [`finish`]  | after enter and sysctls | rootfsPropagation, maskedPaths, readonlyPaths, root.readonly |
+//! | [`finish`]  | after enter and sysctls | maskedPaths, readonlyPaths, root.readonly, shared/unbindable root |
 //! | [`bind_console`] | after enter        | pty slave onto /dev/console                      |
 //!
 //! Design rule (design.md §2): the rootfs is opened once as a `pathrs::Root`;
@@ -13,6 +13,12 @@
 //! is built detached and attached onto that fd with move_mount(2). No path
 //! joined from the rootfs path ever reaches mount(2). Needs Linux 5.12
 //! (mount_setattr).
+//!
+//! Propagation: rootfsPropagation (rslave by default) is given to the
+//! rootfs tree right after it is bound, before the config's `mounts`; each
+//! of those then gets the propagation its own options ask for, which is
+//! never overridden afterwards. Only a shared or unbindable root waits for
+//! [`finish`], and then only the root mount itself changes.
 
 mod cgroup;
 mod devices;
@@ -47,11 +53,11 @@ pub fn prepare(
     in_user_ns: bool,
     cgroupns: bool,
 ) -> Result<()> {
-    let change = pivot::root_propagation(rootfs_propagation(spec))?;
+    let wanted = pivot::root_propagation(rootfs_propagation(spec))?;
     let slash = rustix::fs::open("/", OFlags::PATH | OFlags::CLOEXEC, Mode::empty());
     let slash = sys::io(slash).step(|| "open /".to_string())?;
-    pivot::propagate_root(&slash, change, "set the propagation of /")?;
-    let root = pivot::bind_rootfs(rootfs, change)?;
+    pivot::prepare_host(&slash, wanted)?;
+    let root = pivot::bind_rootfs(rootfs, wanted)?;
     let env = mounts::Env {
         root: &root,
         cgroups,
@@ -74,25 +80,22 @@ pub fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
     pivot::enter(rootfs, no_pivot)
 }
 
-/// After enter (and after sysctls): rootfsPropagation on the new root (it
-/// cannot be shared before pivot_root), maskedPaths, readonlyPaths, then
-/// root.readonly.
+/// After enter (and after sysctls): maskedPaths, readonlyPaths,
+/// root.readonly, then what is left of rootfsPropagation (a shared root
+/// cannot be pivoted into; an unbindable one could not be cloned for the
+/// masks).
 pub fn finish(spec: &Spec) -> Result<()> {
     let root = Root::open("/").step(|| "open / of the container".to_string())?;
-    if let Some(value) = rootfs_propagation(spec) {
-        let change = pivot::root_propagation(Some(value))?;
-        // Private needs nothing: the parent of the rootfs was made private
-        // (if it was shared) in prepare, as in runc.
-        if change.flag != libc::MS_PRIVATE {
-            pivot::propagate_root(&root, change, "set rootfsPropagation on /")?;
-        }
-    }
+    let wanted = pivot::root_propagation(rootfs_propagation(spec))?;
     if let Some(linux) = spec.linux() {
         masks::mask(&root, linux.masked_paths().as_deref().unwrap_or_default())?;
         masks::readonly(&root, linux.readonly_paths().as_deref().unwrap_or_default())?;
     }
     if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
         masks::root_readonly(&root)?;
+    }
+    if let Some(change) = pivot::after_pivot(wanted) {
+        pivot::propagate_root(&root, change, "set rootfsPropagation on /")?;
     }
     Ok(())
 }
