@@ -10,7 +10,7 @@
 #   iproute2        ip(8): dummy interfaces for the netDevices test
 set -eu
 
-PACKAGES="busybox-static runc crun util-linux iproute2"
+PACKAGES="busybox-static runc crun util-linux iproute2 libseccomp-dev pkg-config golang-github-containers-common"
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "setup-test-deps: run as root" >&2
