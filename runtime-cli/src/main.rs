@@ -1,6 +1,8 @@
 //! `husk`: runc's command line over runtime-core. Argument parsing and output
 //! formats only; all container logic lives in the library.
 
+mod cgroup_commands;
+mod exec_command;
 mod log;
 mod signal;
 
@@ -119,6 +121,18 @@ enum Command {
     },
     /// Print what this runtime supports, as runtime-spec features JSON.
     Features,
+    /// Run a process inside a running container.
+    Exec(Box<exec_command::ExecArgs>),
+    /// Freeze every process of a running container.
+    Pause { id: String },
+    /// Thaw a paused container.
+    Resume { id: String },
+    /// List the processes of a container.
+    Ps(cgroup_commands::PsArgs),
+    /// Resource usage and OOM events of a container.
+    Events(cgroup_commands::EventsArgs),
+    /// Change the resource limits of a running container.
+    Update(Box<cgroup_commands::UpdateArgs>),
 }
 
 fn main() -> ExitCode {
@@ -139,7 +153,13 @@ fn main() -> ExitCode {
             let message = format!("{name}: {err}");
             logger.error(&message);
             eprintln!("husk: {message}");
-            ExitCode::FAILURE
+            // runc exits 255 when exec cannot start the process; clients
+            // (docker exec) tell that apart from the process's own status.
+            if name == "exec" {
+                ExitCode::from(255)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -164,6 +184,12 @@ fn command_name(command: &Command) -> &'static str {
         Command::Delete { .. } => "delete",
         Command::Spec { .. } => "spec",
         Command::Features => "features",
+        Command::Exec(_) => "exec",
+        Command::Pause { .. } => "pause",
+        Command::Resume { .. } => "resume",
+        Command::Ps(_) => "ps",
+        Command::Events(_) => "events",
+        Command::Update(_) => "update",
     }
 }
 
@@ -206,6 +232,15 @@ fn dispatch(cli: &Cli, command: &Command) -> anyhow::Result<u8> {
         Command::Delete { id, force } => container::delete(&cli.root, id, *force)?,
         Command::Spec { bundle, rootless } => write_spec(bundle, *rootless)?,
         Command::Features => print_json(&runtime_core::defaults::features())?,
+        Command::Exec(args) => {
+            runtime_core::selfexe::ensure_sealed()?;
+            return exec_command::run(cli.root.clone(), args);
+        }
+        Command::Pause { id } => cgroup_commands::pause(&cli.root, id)?,
+        Command::Resume { id } => cgroup_commands::resume(&cli.root, id)?,
+        Command::Ps(args) => cgroup_commands::ps(&cli.root, args)?,
+        Command::Events(args) => cgroup_commands::events(&cli.root, args)?,
+        Command::Update(args) => cgroup_commands::update(&cli.root, args)?,
     }
     Ok(0)
 }

@@ -15,6 +15,8 @@
 //! | 2    | child            | `Hooks`       | mounts done, before pivot: run prestart and      |
 //! |      |                  |               | createRuntime hooks (only if there are any)      |
 //! | 3    | parent           | `HooksDone`   | those hooks succeeded (reply to step 2)          |
+//! | 3b   | child            | `SeccompFd`   | with the seccomp notify fd attached (only with   |
+//! |      |                  |               | SCMP_ACT_NOTIFY): for linux.seccomp.listenerPath |
 //! | 4    | child            | `Ready`       | set up, waiting for `start` on the start socket  |
 //! | 4'   | child            | `Error`       | step and cause of a failure; child exits         |
 //! | 5    | intermediate     | `Pid`         | only when a second fork was needed: the pid of   |
@@ -45,6 +47,7 @@ pub enum Message {
     Hooks,
     HooksDone,
     Ready,
+    SeccompFd,
     Pid(i32),
     Error { step: String, reason: String },
 }
@@ -72,15 +75,27 @@ impl Channel {
         send_packet(self.fd.as_raw_fd(), &bytes, &[])
     }
 
+    /// Send `msg` with `fd` attached.
+    pub fn send_fd(&self, msg: &Message, fd: std::os::fd::BorrowedFd) -> io::Result<()> {
+        let bytes = serde_json::to_vec(msg).map_err(io::Error::other)?;
+        send_packet(self.fd.as_raw_fd(), &bytes, &[fd.as_raw_fd()])
+    }
+
     /// Receive the next message; `Ok(None)` when the peer closed its end.
     pub fn recv(&self) -> io::Result<Option<Message>> {
+        Ok(self.recv_with_fds()?.map(|(msg, _)| msg))
+    }
+
+    /// Receive the next message and the fds that came with it.
+    pub fn recv_with_fds(&self) -> io::Result<Option<(Message, Vec<OwnedFd>)>> {
         let mut buf = vec![0u8; MAX_PACKET];
-        let n = recv_packet(self.fd.as_raw_fd(), &mut buf, &mut Vec::new())?;
+        let mut fds = Vec::new();
+        let n = recv_packet(self.fd.as_raw_fd(), &mut buf, &mut fds)?;
         if n == 0 {
             return Ok(None);
         }
         serde_json::from_slice(&buf[..n])
-            .map(Some)
+            .map(|msg| Some((msg, fds)))
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     }
 }

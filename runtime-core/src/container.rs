@@ -57,6 +57,9 @@ struct CreateGuard<'a> {
     dir: &'a ContainerDir,
     cgroup: Option<ContainerCgroup>,
     init: Option<OwnedFd>,
+    /// Set once the init exists: a create that fails after that continues
+    /// the lifecycle at delete, poststop hooks included (runtime-spec).
+    poststop: Option<State>,
     armed: bool,
 }
 
@@ -73,6 +76,9 @@ impl Drop for CreateGuard<'_> {
             let _ = cgroup.destroy();
         }
         let _ = self.dir.remove();
+        if let Some(record) = &self.poststop {
+            run_poststop_hooks(record);
+        }
     }
 }
 
@@ -88,11 +94,13 @@ fn create_bundle(
     bundle: Bundle,
     console: Option<OwnedFd>,
 ) -> Result<Created> {
+    syscall::ensure_single_threaded().step(|| "create".into())?;
     let dir = ContainerDir::create(&opts.root, &opts.id)?;
     let mut guard = CreateGuard {
         dir: &dir,
         cgroup: None,
         init: None,
+        poststop: None,
         armed: true,
     };
     dir.save_config(&bundle.raw)?;
@@ -111,6 +119,7 @@ fn create_bundle(
     let mut record = new_state(opts, &bundle, cgroup.clone());
     dir.save(&record)?;
 
+    let seccomp = compile_seccomp(&bundle, &opts.root)?;
     let listener = UnixListener::bind(dir.start_socket())
         .step(|| format!("bind {}", dir.start_socket().display()))?;
     let plan = namespaces::plan(&bundle.spec, cgroup.needs_migration());
@@ -142,6 +151,7 @@ fn create_bundle(
                 no_pivot: opts.no_pivot,
                 no_new_keyring: opts.no_new_keyring,
                 preserve_fds: opts.preserve_fds,
+                seccomp,
             })
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
@@ -150,6 +160,7 @@ fn create_bundle(
     drop(listener);
     drop(console);
     guard.init = Some(pidfd.try_clone().step(|| "dup pidfd".into())?);
+    guard.poststop = Some(record.clone());
     let mut session = Session {
         channel: parent_end,
         plan: &plan,
@@ -216,11 +227,16 @@ impl Session<'_> {
     /// Serve the child's requests until it is ready or fails.
     fn wait_ready(&mut self, guard: &mut CreateGuard) -> Result<()> {
         loop {
-            let msg = self
+            let received = self
                 .channel
-                .recv()
+                .recv_with_fds()
                 .map_err(|e| Error::os("read from the container's init", e))?;
+            let (msg, fds) = match received {
+                Some((msg, fds)) => (Some(msg), fds),
+                None => (None, Vec::new()),
+            };
             match msg {
+                Some(Message::SeccompFd) => self.hand_to_listener(fds)?,
                 Some(Message::Ready) => return Ok(()),
                 Some(Message::Error { step, reason }) => return Err(Error::Child { step, reason }),
                 Some(Message::MapIds) => {
@@ -254,15 +270,42 @@ impl Session<'_> {
         self.send(&Message::CgroupsJoined)
     }
 
-    fn run_runtime_hooks(&self) -> Result<()> {
-        let state = SpecState {
+    /// linux.seccomp.listenerPath gets the notify fd and the state; if that
+    /// fails the create fails (runtime-spec: MUST).
+    fn hand_to_listener(&self, fds: Vec<OwnedFd>) -> Result<()> {
+        let fd = fds
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::step("seccomp notify", "the init sent no fd"))?;
+        let seccomp = self
+            .bundle
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().as_ref());
+        let path = seccomp
+            .and_then(|s| s.listener_path().as_ref())
+            .ok_or_else(|| {
+                Error::config("linux.seccomp.listenerPath: missing for SCMP_ACT_NOTIFY")
+            })?;
+        let metadata = seccomp.and_then(|s| s.listener_metadata().as_deref());
+        let json = crate::seccomp::process_state_json(self.pid, &self.hook_state(), metadata)?;
+        crate::seccomp::send_to_listener(path, fd.as_fd(), &json)
+    }
+
+    fn hook_state(&self) -> SpecState {
+        SpecState {
             oci_version: self.bundle.spec.version().clone(),
             id: self.opts.id.clone(),
             status: "creating".into(),
             pid: Some(self.pid),
             bundle: self.bundle.dir.display().to_string(),
             annotations: self.bundle.spec.annotations().clone().unwrap_or_default(),
-        };
+        }
+    }
+
+    fn run_runtime_hooks(&self) -> Result<()> {
+        let state = self.hook_state();
         let hooks = self.bundle.spec.hooks().as_ref();
         #[allow(deprecated)]
         let prestart = hooks
@@ -287,6 +330,18 @@ impl Session<'_> {
             format!("the container's init {how} before it was ready"),
         )
     }
+}
+
+/// Compile linux.seccomp in the parent (cached under the state root: the
+/// compile of a large profile costs more than the rest of a create).
+fn compile_seccomp(bundle: &Bundle, root: &Path) -> Result<Option<crate::seccomp::Filter>> {
+    bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .map(|s| crate::seccomp::compile_cached(s, &root.join(".seccomp-cache")))
+        .transpose()
 }
 
 fn wants_terminal(bundle: &Bundle) -> bool {
@@ -364,7 +419,7 @@ fn hooks_of(
         .unwrap_or_default()
 }
 
-fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let path = std::path::absolute(path).step(|| format!("--pid-file {}", path.display()))?;
     state::write_atomic(&path, pid.to_string().as_bytes())
 }
@@ -414,7 +469,7 @@ fn run_poststart_hooks(record: &State) {
         return;
     }
     let state = spec_state(record, Status::Running);
-    if let Err(e) = hooks::run_all("poststart", &record.poststart, &state) {
+    for e in hooks::run_all_warn("poststart", &record.poststart, &state) {
         eprintln!("husk: warning: {e}");
     }
 }
@@ -517,7 +572,7 @@ pub fn kill(root: &Path, id: &str, signal: i32, all: bool) -> Result<()> {
 
 /// A pidfd of the recorded init if it is still that process (checked after
 /// the pidfd pins it, so the check cannot race with pid reuse).
-fn open_init(record: &State) -> Result<Option<OwnedFd>> {
+pub(crate) fn open_init(record: &State) -> Result<Option<OwnedFd>> {
     if record.pid <= 0 {
         return Ok(None);
     }
@@ -572,7 +627,7 @@ fn run_poststop_hooks(record: &State) {
         return;
     }
     let state = spec_state(record, Status::Stopped);
-    if let Err(e) = hooks::run_all("poststop", &record.poststop, &state) {
+    for e in hooks::run_all_warn("poststop", &record.poststop, &state) {
         eprintln!("husk: warning: {e}");
     }
 }
@@ -625,4 +680,148 @@ pub fn run(opts: &CreateOptions, detach: bool, keep: bool) -> Result<i32> {
         delete(&opts.root, &opts.id, true)?;
     }
     Ok(code)
+}
+
+// Commands on the container's cgroup: pause, resume, ps, events, update.
+
+/// The container's cgroup, or an error saying it has none.
+fn cgroup_of<'a>(record: &'a State, id: &str) -> Result<&'a ContainerCgroup> {
+    record
+        .cgroup
+        .as_ref()
+        .ok_or_else(|| Error::step(format!("container {id}"), "it has no cgroup"))
+}
+
+fn wrong_state(id: &str, status: Status, reason: &str) -> Error {
+    Error::WrongState {
+        id: id.into(),
+        status: status.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// `husk pause`: freeze every process of a running container; returns once
+/// the kernel reports all of them frozen.
+pub fn pause(root: &Path, id: &str) -> Result<()> {
+    let dir = ContainerDir::open(root, id, true)?;
+    let record = dir.load()?;
+    let status = record.status();
+    if status != Status::Running {
+        return Err(wrong_state(
+            id,
+            status,
+            "only a running container can be paused",
+        ));
+    }
+    cgroup_of(&record, id)?.freeze()
+}
+
+/// `husk resume`: thaw a paused container; returns once it runs again.
+pub fn resume(root: &Path, id: &str) -> Result<()> {
+    let dir = ContainerDir::open(root, id, true)?;
+    let record = dir.load()?;
+    let status = record.status();
+    if status != Status::Paused {
+        return Err(wrong_state(
+            id,
+            status,
+            "only a paused container can be resumed",
+        ));
+    }
+    cgroup_of(&record, id)?.thaw()
+}
+
+/// `husk ps`: the host pids of every process in the container's cgroup.
+pub fn ps(root: &Path, id: &str) -> Result<Vec<i32>> {
+    let dir = ContainerDir::open(root, id, false)?;
+    let record = dir.load()?;
+    let status = record.status();
+    if matches!(status, Status::Stopped | Status::Creating) {
+        return Err(wrong_state(id, status, "container not running"));
+    }
+    cgroup_of(&record, id)?.procs()
+}
+
+/// `husk events --stats`: the container's resource usage once.
+pub fn stats(root: &Path, id: &str) -> Result<crate::cgroups::stats::Stats> {
+    let dir = ContainerDir::open(root, id, false)?;
+    let record = dir.load()?;
+    let status = record.status();
+    if matches!(status, Status::Stopped | Status::Creating) {
+        return Err(wrong_state(id, status, "container not running"));
+    }
+    Ok(cgroup_of(&record, id)?.stats())
+}
+
+/// `husk events`: a stats event every `interval` and an oom event for each
+/// OOM in the container's memory cgroup, handed to `emit`, until the
+/// container stops (or `emit` fails, e.g. stdout closed).
+pub fn events(
+    root: &Path,
+    id: &str,
+    interval: std::time::Duration,
+    mut emit: impl FnMut(&crate::cgroups::stats::Event) -> Result<()>,
+) -> Result<()> {
+    use crate::cgroups::stats::Event;
+    use std::time::Instant;
+    let dir = ContainerDir::open(root, id, false)?;
+    let record = dir.load()?;
+    let status = record.status();
+    if matches!(status, Status::Stopped | Status::Creating) {
+        return Err(wrong_state(id, status, "container not running"));
+    }
+    let cgroup = cgroup_of(&record, id)?;
+    let mut watcher = cgroup.oom_watcher()?;
+    let event = |kind, data| Event {
+        kind,
+        id: id.to_owned(),
+        data,
+    };
+    loop {
+        emit(&event("stats", Some(cgroup.stats())))?;
+        let deadline = Instant::now() + interval;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let seen = watcher.wait(left)?;
+            for _ in 0..seen.ooms {
+                emit(&event("oom", None))?;
+            }
+            if seen.gone || record.status() == Status::Stopped {
+                return Ok(());
+            }
+            if left.is_zero() || Instant::now() >= deadline {
+                break;
+            }
+        }
+    }
+}
+
+/// `husk update`: apply new limits to a live container. A refused value
+/// (a memory limit below the usage, cpus it cannot have, a bad device rule)
+/// leaves the container as it was. Device rules keep the container's
+/// `linux.devices` allowed, as at create.
+pub fn update(root: &Path, id: &str, resources: &oci_spec::runtime::LinuxResources) -> Result<()> {
+    let dir = ContainerDir::open(root, id, true)?;
+    let record = dir.load()?;
+    let status = record.status();
+    if matches!(status, Status::Stopped | Status::Creating) {
+        return Err(wrong_state(
+            id,
+            status,
+            "cannot update a container that is not running",
+        ));
+    }
+    let devices = match resources.devices() {
+        Some(_) => {
+            let path = dir.config_path();
+            let raw = std::fs::read(&path).step(|| format!("read {}", path.display()))?;
+            let spec = config::parse(&raw)?;
+            spec.linux()
+                .as_ref()
+                .and_then(|l| l.devices().clone())
+                .unwrap_or_default()
+        }
+        None => Vec::new(),
+    };
+    cgroup_of(&record, id)?.update_resources(resources, &devices)
 }

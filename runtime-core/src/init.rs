@@ -45,6 +45,8 @@ pub struct InitArgs {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// linux.seccomp, compiled by the parent before the clone.
+    pub seccomp: Option<crate::seccomp::Filter>,
 }
 
 /// Byte `husk start` sends to release the init.
@@ -132,8 +134,15 @@ fn setup(args: &InitArgs) -> Result<process::Program> {
         in_user_ns,
         cwd: &cwd,
         procfs: &procfs,
+        seccomp: args.seccomp.as_ref(),
     };
-    process::prepare(spec_process(spec)?, &context)
+    let mut program = process::prepare(spec_process(spec)?, &context)?;
+    if let Some(fd) = program.notify_fd.take() {
+        args.channel
+            .send_fd(&Message::SeccompFd, fd.as_fd())
+            .step(|| "send the seccomp notify fd to husk create".into())?;
+    }
+    Ok(program)
 }
 
 fn spec_process(spec: &Spec) -> Result<&oci_spec::runtime::Process> {
@@ -156,6 +165,11 @@ fn enter_namespaces(args: &InitArgs) -> Result<()> {
         become_ns_root()?;
     }
     namespaces::join_child(plan)?;
+    if joins_user(plan) {
+        // Our host ids mean nothing in a joined user namespace: files we
+        // create would get an unmappable owner (EOVERFLOW).
+        become_ns_root()?;
+    }
     if plan.child_unshare != 0 {
         unshare_late(args)?;
     }

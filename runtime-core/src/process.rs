@@ -28,6 +28,8 @@ pub struct Context<'a> {
     /// The working directory, already resolved inside the container's root.
     pub cwd: &'a OwnedFd,
     pub procfs: &'a procfs::Lazy,
+    /// linux.seccomp, compiled by the parent.
+    pub seccomp: Option<&'a crate::seccomp::Filter>,
 }
 
 /// Apply everything of `process` to the calling process, in the order that
@@ -46,8 +48,16 @@ pub fn prepare(process: &Process, ctx: &Context) -> Result<Program> {
     }
     apply_attributes(process, ctx)?;
     let user = process.user();
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    let mut notify_fd = None;
     if let Some(caps) = process.capabilities() {
         capabilities::limit_bounding(caps)?;
+    }
+    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: it must go
+    // in before the user switch drops it.
+    let seccomp_now = ctx.seccomp.filter(|f| f.needs_privileges(nnp));
+    if let Some(filter) = seccomp_now {
+        notify_fd = filter.clone().install()?;
     }
     switch_user(user, setgroups_allowed(ctx.in_user_ns))?;
     if let Some(caps) = process.capabilities() {
@@ -55,8 +65,19 @@ pub fn prepare(process: &Process, ctx: &Context) -> Result<Program> {
     }
     set_umask(user);
     enter_cwd(ctx.cwd, process.cwd())?;
-    if process.no_new_privileges().unwrap_or(false) {
+    if nnp {
         set_no_new_privs()?;
+    }
+    // A notify filter goes in now, so its fd can reach the listener before
+    // the container is reported ready; any other filter is loaded last,
+    // right before execve (design.md §3).
+    let mut seccomp_late = None;
+    if let Some(filter) = ctx.seccomp.filter(|f| !f.needs_privileges(nnp)) {
+        if filter.uses_notify() {
+            notify_fd = filter.clone().install()?;
+        } else {
+            seccomp_late = Some(filter.clone());
+        }
     }
     let env = environment(process, home_dir(user.uid()));
     let program = process
@@ -65,7 +86,10 @@ pub fn prepare(process: &Process, ctx: &Context) -> Result<Program> {
         .and_then(|a| a.first())
         .ok_or_else(|| Error::config("process.args: must not be empty"))?;
     let path = find_executable(program, &env)?;
-    Program::new(path, process.args().as_deref().unwrap_or_default(), &env)
+    let mut program = Program::new(path, process.args().as_deref().unwrap_or_default(), &env)?;
+    program.seccomp = seccomp_late;
+    program.notify_fd = notify_fd;
+    Ok(program)
 }
 
 /// In a user namespace whose setgroups is denied, supplementary groups
@@ -381,6 +405,10 @@ pub struct Program {
     program: CString,
     argv: Vec<CString>,
     envp: Vec<CString>,
+    /// A seccomp filter to load as the very last step before execve.
+    seccomp: Option<crate::seccomp::Filter>,
+    /// The notify fd of a filter already loaded, for the listener.
+    pub notify_fd: Option<OwnedFd>,
 }
 
 impl Program {
@@ -393,11 +421,19 @@ impl Program {
             argv: args.iter().map(|a| to_c(a)).collect::<Result<_>>()?,
             envp: env.iter().map(|e| to_c(e)).collect::<Result<_>>()?,
             path,
+            seccomp: None,
+            notify_fd: None,
         })
     }
 
-    /// Execute the program; only returns on failure.
+    /// Load the late seccomp filter, if any, and execute the program; only
+    /// returns on failure.
     pub fn exec(&self) -> Error {
+        if let Some(filter) = &self.seccomp {
+            if let Err(e) = filter.clone().install() {
+                return e;
+            }
+        }
         match nix::unistd::execve(&self.program, &self.argv, &self.envp) {
             Err(e) => Error::os(format!("exec {}", self.path.display()), e),
             Ok(never) => match never {},

@@ -68,6 +68,29 @@ pub fn clone3(namespace_flags: u64, cgroup: Option<BorrowedFd>) -> io::Result<Fo
     }
 }
 
+/// Fail unless the calling process has exactly one thread. The container's
+/// init is a clone of the caller that runs Rust code (allocating) without an
+/// exec: in a multi-threaded process another thread may hold the allocator's
+/// lock at the moment of the clone, and the child would deadlock. Embedders
+/// with threads (a shim, a tokio program) must run the `husk` binary instead.
+pub fn ensure_single_threaded() -> io::Result<()> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    let threads = stat
+        .rfind(')')
+        .and_then(|end| stat[end + 1..].split_whitespace().nth(17))
+        .and_then(|n| n.parse::<u32>().ok());
+    match threads {
+        Some(1) => Ok(()),
+        Some(n) => Err(io::Error::other(format!(
+            "the calling process has {n} threads; container setup clones without exec and \
+             needs a single-threaded caller: run the husk binary from multi-threaded programs"
+        ))),
+        None => Err(io::Error::other(
+            "cannot read the thread count from /proc/self/stat",
+        )),
+    }
+}
+
 /// A pidfd for `pid` (pidfd_open(2)).
 pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
     // SAFETY: plain syscall with integer arguments.

@@ -179,6 +179,16 @@ impl Freezer {
     pub fn thaw(&self) -> io::Result<()> {
         self.write(false)
     }
+
+    /// Whether no task is frozen any more (after `thaw`).
+    pub fn thawed(&self) -> io::Result<bool> {
+        match self {
+            Freezer::V2(d) => Ok(!read_file(&d.join("cgroup.events"))?
+                .lines()
+                .any(|l| l.trim() == "frozen 1")),
+            Freezer::V1(d) => Ok(read_file(&d.join("freezer.state"))?.trim() == "THAWED"),
+        }
+    }
 }
 
 /// Write "1" to cgroup.kill in `dir` (kernel >= 5.14). Ok(false) when the

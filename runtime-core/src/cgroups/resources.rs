@@ -1,5 +1,4 @@
-//! linux.resources → cgroup files (groundwork for issue 3; not wired into the
-//! CLI yet).
+//! linux.resources → cgroup files, for `create` and `update`.
 //!
 //! For each controller (memory, cpu, cpuset, pids, blkio/io, hugetlb) the
 //! container's v1 hierarchy of that controller is used when there is one;
@@ -12,8 +11,9 @@
 //! pure function (unit-tested, including the v1 → v2 conversions that runc
 //! uses and that the clients expect), then the writes are done in order.
 //!
-//! Not handled here: `devices` (the v1 allow/deny lists and the cgroup2 eBPF
-//! program are their own piece of work), `network` (net_cls/net_prio),
+//! `devices` is enforced through `devices` (v1 lists) or `bpf` (cgroup2).
+//!
+//! Not handled here: `network` (net_cls/net_prio),
 //! `rdma`, memory.kernel (deprecated; kernels ignore or refuse it, so it is
 //! ignored as runc does), memory.useHierarchy (always on in current kernels)
 //! and memory.checkBeforeUpdate.
@@ -21,11 +21,13 @@
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    LinuxBlockIo, LinuxCpu, LinuxHugepageLimit, LinuxMemory, LinuxPids, LinuxResources,
+    Linux, LinuxBlockIo, LinuxCpu, LinuxDevice, LinuxHugepageLimit, LinuxMemory, LinuxPids,
+    LinuxResources,
 };
 
+use super::devices::{self, Policy, V1File, V1Plan, V1State};
 use super::fsutil::{gone, read_file, write_file};
-use super::{ContainerCgroup, Hierarchy};
+use super::{bpf, ContainerCgroup, Hierarchy};
 use crate::error::{Error, Result};
 
 /// One write to a file of the container's cgroup directory.
@@ -47,6 +49,21 @@ fn w(file: impl Into<String>, value: impl ToString) -> Write {
 
 fn invalid(field: &str, reason: impl std::fmt::Display) -> Error {
     Error::config(format!("linux.resources.{field}: {reason}"))
+}
+
+/// Parse linux.resources JSON (`husk update --resources`); errors are
+/// config errors naming the field, e.g. `linux.resources.devices[0].type`.
+pub fn parse_resources(raw: &[u8]) -> Result<LinuxResources> {
+    let de = &mut serde_json::Deserializer::from_slice(raw);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." || path.is_empty() {
+            String::new()
+        } else {
+            format!(".{path}")
+        };
+        Error::config(format!("linux.resources{field}: {}", e.into_inner()))
+    })
 }
 
 /// cpu.shares (v1, 2..262144, default 1024) → cpu.weight (v2, 1..10000,
@@ -537,43 +554,69 @@ impl ContainerCgroup {
     }
 
     /// Apply linux.resources (memory, cpu, cpuset, pids, blockIO,
-    /// hugepageLimits, unified) to the container's cgroups. Everything is
-    /// validated before the first write; then the first write that fails
-    /// stops it with an error naming the file and value.
+    /// hugepageLimits, unified, devices) to the container's cgroups.
+    /// Everything is validated before the first write; then the first write
+    /// that fails stops it with an error naming the file and value. Device
+    /// rules get the default devices appended (see `devices`); use
+    /// [`ContainerCgroup::apply_config`] to have `linux.devices` allowed too.
     pub fn apply_resources(&self, r: &LinuxResources) -> Result<()> {
+        self.apply(r, &[], false)
+    }
+
+    /// linux.resources plus `linux.devices` (allowed in the device rules,
+    /// as runc does): what `create` should apply.
+    pub fn apply_config(&self, linux: &Linux) -> Result<()> {
+        let devices = linux.devices().as_deref().unwrap_or_default();
+        match linux.resources() {
+            Some(r) => self.apply(r, devices, false),
+            None => Ok(()),
+        }
+    }
+
+    /// For `update`: like [`ContainerCgroup::apply_resources`], but when a
+    /// write fails (a memory limit below the usage: EBUSY) the values
+    /// already written are put back, so a refused update leaves the
+    /// container as it was. `linux_devices` is the container's
+    /// `linux.devices` (from its config), kept allowed if rules are given.
+    pub fn update_resources(
+        &self,
+        r: &LinuxResources,
+        linux_devices: &[LinuxDevice],
+    ) -> Result<()> {
+        self.apply(r, linux_devices, true)
+    }
+
+    fn apply(&self, r: &LinuxResources, linux_devices: &[LinuxDevice], undo: bool) -> Result<()> {
+        let plans = self.plan_all(r)?;
+        let devices = match r.devices().as_deref() {
+            Some(rules) => Some(Policy::new(&devices::container_rules(
+                rules,
+                linux_devices,
+            )?)),
+            None => None,
+        };
+        let mut journal = Journal::new(undo);
+        if let Err(e) = self.execute(plans, &mut journal) {
+            journal.roll_back();
+            return Err(e);
+        }
+        if let Some(policy) = devices {
+            if let Err(e) = self.apply_devices(&policy) {
+                journal.roll_back();
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Validate every section and turn it into writes, without side effects.
+    fn plan_all<'a>(&'a self, r: &'a LinuxResources) -> Result<Vec<Planned<'a>>> {
         let mut plans: Vec<Planned> = Vec::new();
         if let Some(m) = r.memory().as_ref().filter(|m| !memory_is_empty(m)) {
-            let target = self.locate("memory", "memory", "memory")?;
-            let writes = match target {
-                Target::V1(h) => {
-                    let p = h.dir().join("memory.limit_in_bytes");
-                    plan_v1_memory(m, || {
-                        let v = read_file(&p)
-                            .map_err(|e| Error::os(format!("read {}", p.display()), e))?;
-                        v.trim().parse::<u64>().map_err(|_| {
-                            Error::step(format!("read {}", p.display()), format!("bad value {v:?}"))
-                        })
-                    })?
-                }
-                _ => plan_v2_memory(m)?,
-            };
-            plans.push(Planned::new(target, writes));
+            plans.push(self.plan_memory(m)?);
         }
         if let Some(c) = r.cpu() {
-            let v1 = plan_v1_cpu(c);
-            if !v1.is_empty() {
-                let target = self.locate("cpu", "cpu", "cpu")?;
-                let writes = match target {
-                    Target::V1(_) => v1,
-                    _ => plan_v2_cpu(c)?,
-                };
-                plans.push(Planned::new(target, writes));
-            }
-            let writes = plan_cpuset(c);
-            if !writes.is_empty() {
-                let target = self.locate("cpu.cpus", "cpuset", "cpuset")?;
-                plans.push(Planned::new(target, writes));
-            }
+            plans.extend(self.plan_cpu(c)?);
         }
         if let Some(p) = r.pids() {
             let writes = plan_pids(p);
@@ -583,19 +626,7 @@ impl ContainerCgroup {
             }
         }
         if let Some(b) = r.block_io().as_ref().filter(|b| !blkio_is_empty(b)) {
-            let target = self.locate("blockIO", "blkio", "io")?;
-            let dir = target.dir();
-            let planned = match target {
-                Target::V1(_) => Planned::new(target, plan_v1_blkio(b, |f| dir.join(f).exists())?),
-                // Validated here; which weight file (BFQ's or not) is only
-                // known once io is enabled for the cgroup: planned again then.
-                _ => Planned {
-                    target,
-                    writes: plan_v2_io(b, |_| false)?,
-                    replan_io: Some(b),
-                },
-            };
-            plans.push(planned);
+            plans.push(self.plan_blkio(b)?);
         }
         if let Some(limits) = r.hugepage_limits().as_deref().filter(|l| !l.is_empty()) {
             let target = self.locate("hugepageLimits", "hugetlb", "hugetlb")?;
@@ -604,39 +635,104 @@ impl ContainerCgroup {
             plans.push(Planned::new(target, writes));
         }
         if let Some(unified) = r.unified().as_ref().filter(|u| !u.is_empty()) {
-            let Some(u) = self.unified() else {
+            plans.extend(self.plan_unified(unified)?);
+        }
+        Ok(plans)
+    }
+
+    fn plan_memory<'a>(&'a self, m: &LinuxMemory) -> Result<Planned<'a>> {
+        let target = self.locate("memory", "memory", "memory")?;
+        let writes = match target {
+            Target::V1(h) => {
+                let p = h.dir().join("memory.limit_in_bytes");
+                plan_v1_memory(m, || {
+                    let v =
+                        read_file(&p).map_err(|e| Error::os(format!("read {}", p.display()), e))?;
+                    v.trim().parse::<u64>().map_err(|_| {
+                        Error::step(format!("read {}", p.display()), format!("bad value {v:?}"))
+                    })
+                })?
+            }
+            _ => plan_v2_memory(m)?,
+        };
+        Ok(Planned::new(target, writes))
+    }
+
+    fn plan_cpu<'a>(&'a self, c: &LinuxCpu) -> Result<Vec<Planned<'a>>> {
+        let mut plans = Vec::new();
+        let v1 = plan_v1_cpu(c);
+        if !v1.is_empty() {
+            let target = self.locate("cpu", "cpu", "cpu")?;
+            let writes = match target {
+                Target::V1(_) => v1,
+                _ => plan_v2_cpu(c)?,
+            };
+            plans.push(Planned::new(target, writes));
+        }
+        let writes = plan_cpuset(c);
+        if !writes.is_empty() {
+            let target = self.locate("cpu.cpus", "cpuset", "cpuset")?;
+            check_cpuset(&target, &writes)?;
+            plans.push(Planned::new(target, writes));
+        }
+        Ok(plans)
+    }
+
+    fn plan_blkio<'a>(&'a self, b: &'a LinuxBlockIo) -> Result<Planned<'a>> {
+        let target = self.locate("blockIO", "blkio", "io")?;
+        let dir = target.dir();
+        Ok(match target {
+            Target::V1(_) => Planned::new(target, plan_v1_blkio(b, |f| dir.join(f).exists())?),
+            // Validated here; which weight file (BFQ's or not) is only
+            // known once io is enabled for the cgroup: planned again then.
+            _ => Planned {
+                target,
+                writes: plan_v2_io(b, |_| false)?,
+                replan_io: Some(b),
+            },
+        })
+    }
+
+    fn plan_unified<'a>(
+        &'a self,
+        unified: &std::collections::HashMap<String, String>,
+    ) -> Result<Vec<Planned<'a>>> {
+        let Some(u) = self.unified() else {
+            return Err(invalid(
+                "unified",
+                "this host has no cgroup2 hierarchy (pure cgroup v1)",
+            ));
+        };
+        let mut plans = Vec::new();
+        let mut keys: Vec<&String> = unified.keys().collect();
+        keys.sort();
+        for key in keys {
+            check_unified_key(key)?;
+            let controller = key.split('.').next().unwrap_or_default();
+            let writes = vec![w(key.as_str(), &unified[key])];
+            if controller == "cgroup" {
+                plans.push(Planned::new(Target::Core(u), writes));
+                continue;
+            }
+            // Target::V2 needs a 'static name: the known controllers.
+            let Some(name) = V2_CONTROLLERS.iter().find(|c| **c == controller) else {
                 return Err(invalid(
                     "unified",
-                    "this host has no cgroup2 hierarchy (pure cgroup v1)",
+                    format!("{key}: unknown cgroup2 controller {controller:?}"),
                 ));
             };
-            let mut keys: Vec<&String> = unified.keys().collect();
-            keys.sort();
-            for key in keys {
-                check_unified_key(key)?;
-                let controller = key.split('.').next().unwrap_or_default();
-                let writes = vec![w(key.as_str(), &unified[key])];
-                if controller == "cgroup" {
-                    plans.push(Planned::new(Target::Core(u), writes));
-                    continue;
-                }
-                // Target::V2 needs a 'static name: the known controllers.
-                let Some(name) = V2_CONTROLLERS.iter().find(|c| **c == controller) else {
-                    return Err(invalid(
-                        "unified",
-                        format!("{key}: unknown cgroup2 controller {controller:?}"),
-                    ));
-                };
-                if !v2_offers(u, name)? {
-                    return Err(invalid(
-                        "unified",
-                        format!("{key}: the {controller} controller is not in cgroup2 here"),
-                    ));
-                }
-                plans.push(Planned::new(Target::V2(u, name), writes));
+            if !v2_offers(u, name)? {
+                return Err(invalid(
+                    "unified",
+                    format!("{key}: the {controller} controller is not in cgroup2 here"),
+                ));
             }
+            plans.push(Planned::new(Target::V2(u, name), writes));
         }
+        Ok(plans)
+    }
 
+    fn execute(&self, plans: Vec<Planned>, journal: &mut Journal) -> Result<()> {
         for p in plans {
             if let Target::V2(u, controller) = p.target {
                 enable_v2(u, controller)?;
@@ -646,10 +742,139 @@ impl ContainerCgroup {
                 Some(b) => plan_v2_io(b, |f| dir.join(f).exists())?,
                 None => p.writes,
             };
-            apply_writes(&dir, &writes)?;
+            apply_writes(&dir, &writes, journal)?;
         }
         Ok(())
     }
+
+    /// Enforce a device policy: the v1 devices controller where the host
+    /// has one (v1 and hybrid), else an eBPF program on the cgroup2 dir.
+    /// Never skipped: without either, it is an error.
+    pub fn apply_devices(&self, policy: &Policy) -> Result<()> {
+        if let Some(h) = self
+            .hierarchies
+            .iter()
+            .find(|h| !h.is_unified() && h.has("devices"))
+        {
+            return apply_v1_devices(&h.dir(), policy);
+        }
+        if let Some(u) = self.unified() {
+            return apply_bpf_devices(&u.dir(), policy);
+        }
+        Err(Error::step(
+            "apply linux.resources.devices",
+            "this host has neither a v1 devices controller nor cgroup2 to attach a device \
+             program to",
+        ))
+    }
+}
+
+fn apply_v1_devices(dir: &Path, policy: &Policy) -> Result<()> {
+    let list = dir.join("devices.list");
+    let text = read_file(&list).map_err(|e| Error::os(format!("read {}", list.display()), e))?;
+    let current = V1State::parse_list(&text).unwrap_or_else(V1State::allow_all);
+    let plan = V1Plan::new(policy, &current)?;
+    // One open per file, one write(2) per rule: cgroupfs takes each write
+    // as one value (this runs in every create).
+    let mut files: [Option<std::fs::File>; 2] = [None, None];
+    for (file, line) in plan.writes {
+        let p = dir.join(file.name());
+        let step = || format!("write {line:?} to {}", p.display());
+        let slot = &mut files[usize::from(file == V1File::Deny)];
+        if slot.is_none() {
+            let f = std::fs::OpenOptions::new().write(true).open(&p);
+            *slot = Some(f.map_err(|e| Error::os(step(), e))?);
+        }
+        let Some(f) = slot.as_mut() else { continue };
+        match std::io::Write::write(f, line.as_bytes()) {
+            Ok(n) if n == line.len() => {}
+            Ok(n) => return Err(Error::step(step(), format!("short write ({n} bytes)"))),
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                return Err(Error::step(
+                    step(),
+                    "operation not permitted: the parent cgroup does not allow this device",
+                ))
+            }
+            Err(e) => return Err(Error::os(step(), e)),
+        }
+    }
+    Ok(())
+}
+
+fn apply_bpf_devices(dir: &Path, policy: &Policy) -> Result<()> {
+    let step = || format!("attach the device eBPF program to {}", dir.display());
+    let fd = nix::fcntl::open(
+        dir,
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| Error::os(step(), e))?;
+    bpf::install(std::os::fd::AsFd::as_fd(&fd), policy).map_err(|e| Error::os(step(), e))
+}
+
+/// cpuset.cpus / cpuset.mems must name CPUs and nodes the parent cgroup has
+/// (the kernel says only EINVAL): checked before anything is written.
+fn check_cpuset(target: &Target, writes: &[Write]) -> Result<()> {
+    let dir = target.dir();
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
+    for wr in writes {
+        let (field, sys) = match wr.file.as_str() {
+            "cpuset.cpus" => ("cpu.cpus", "/sys/devices/system/cpu/online"),
+            _ => ("cpu.mems", "/sys/devices/system/node/online"),
+        };
+        let wanted = parse_id_list(&wr.value)
+            .ok_or_else(|| invalid(field, format!("{:?} is not a list like 0-3,7", wr.value)))?;
+        let effective = format!("{}.effective", wr.file);
+        let have = [
+            parent.join(&effective),
+            parent.join(&wr.file),
+            PathBuf::from(sys),
+        ]
+        .iter()
+        .filter_map(|p| read_file(p).ok())
+        .map(|t| t.trim().to_owned())
+        .find(|t| !t.is_empty());
+        let Some(have) = have else { continue };
+        let Some(allowed) = parse_id_list(&have) else {
+            continue;
+        };
+        let missing: Vec<String> = wanted
+            .iter()
+            .filter(|id| !allowed.contains(id))
+            .map(u32::to_string)
+            .collect();
+        if !missing.is_empty() {
+            return Err(invalid(
+                field,
+                format!(
+                    "{} not available to the container's cgroup (its parent has {have})",
+                    missing.join(",")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// "0-3,7" → [0, 1, 2, 3, 7]; None when malformed.
+pub fn parse_id_list(text: &str) -> Option<Vec<u32>> {
+    let mut out = Vec::new();
+    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a.trim().parse::<u32>().ok()?, b.trim().parse::<u32>().ok()?),
+            None => {
+                let a = part.trim().parse::<u32>().ok()?;
+                (a, a)
+            }
+        };
+        if b < a || b - a > 65_536 {
+            return None;
+        }
+        out.extend(a..=b);
+    }
+    Some(out)
 }
 
 /// Nothing to write (clients often send empty sections): no controller is
@@ -680,23 +905,80 @@ const V2_CONTROLLERS: &[&str] = &[
     "cpu", "cpuset", "io", "memory", "hugetlb", "pids", "rdma", "misc",
 ];
 
-fn apply_writes(dir: &Path, writes: &[Write]) -> Result<()> {
-    for wr in writes {
-        let p = dir.join(&wr.file);
-        match write_file(&p, wr.value.as_bytes()) {
-            Ok(()) => {}
-            Err(e) if wr.optional && gone(&e) => {}
-            Err(e) => {
-                let step = format!("set {} to {:?}", p.display(), wr.value);
-                return Err(if gone(&e) {
-                    Error::step(step, "the kernel has no such cgroup file")
-                } else {
-                    Error::os(step, e)
-                });
+/// The old values of the files written so far, to put back when a later
+/// write fails (update). Only single-line values are kept: they are what
+/// the file accepts back (device-keyed lists such as io.max are not).
+struct Journal {
+    enabled: bool,
+    old: Vec<(PathBuf, String)>,
+}
+
+impl Journal {
+    fn new(enabled: bool) -> Self {
+        Journal {
+            enabled,
+            old: Vec::new(),
+        }
+    }
+
+    fn remember(&mut self, path: &Path) {
+        if !self.enabled {
+            return;
+        }
+        if let Ok(v) = read_file(path) {
+            let v = v.trim();
+            if !v.is_empty() && !v.contains('\n') {
+                self.old.push((path.to_path_buf(), v.to_owned()));
             }
         }
     }
+
+    /// Newest first, so that pairs with an order constraint (memory and
+    /// memory+swap) go back the way they came.
+    fn roll_back(&mut self) {
+        for (p, v) in self.old.drain(..).rev() {
+            let _ = write_file(&p, v.as_bytes());
+        }
+    }
+}
+
+fn apply_writes(dir: &Path, writes: &[Write], journal: &mut Journal) -> Result<()> {
+    for wr in writes {
+        let p = dir.join(&wr.file);
+        journal.remember(&p);
+        match write_file(&p, wr.value.as_bytes()) {
+            Ok(()) => {}
+            Err(e) if wr.optional && gone(&e) => {}
+            Err(e) => return Err(write_error(&p, wr, e)),
+        }
+    }
     Ok(())
+}
+
+fn write_error(p: &Path, wr: &Write, e: std::io::Error) -> Error {
+    let step = format!("set {} to {:?}", p.display(), wr.value);
+    if gone(&e) {
+        return Error::step(step, "the kernel has no such cgroup file");
+    }
+    let memory_limit = matches!(
+        wr.file.as_str(),
+        "memory.limit_in_bytes" | "memory.memsw.limit_in_bytes" | "memory.max"
+    );
+    if memory_limit && e.raw_os_error() == Some(libc::EBUSY) {
+        return Error::step(
+            step,
+            "device or resource busy: the container uses more memory than that and the \
+             kernel could not reclaim enough (the limit is unchanged)",
+        );
+    }
+    if wr.file == "memory.limit_in_bytes" && e.raw_os_error() == Some(libc::EINVAL) {
+        return Error::step(
+            step,
+            "invalid argument: the memory limit cannot be above the memory+swap limit \
+             (memory.memsw.limit_in_bytes); raise memory.swap (--memory-swap) with it",
+        );
+    }
+    Error::os(step, e)
 }
 
 /// The cgroup2 hierarchy root offers `controller` (cgroup.controllers).
