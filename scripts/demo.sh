@@ -4,9 +4,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v busybox >/dev/null || ! busybox --list >/dev/null 2>&1 || ! ldd /bin/busybox 2>&1 | grep -q "not a dynamic"; then
+# busybox-static for the rootfs; libseccomp-dev (its static library) and
+# pkg-config to build husk.
+missing=""
+for pkg in busybox-static libseccomp-dev pkg-config; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"
+done
+if [ -n "$missing" ]; then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 fi
 cargo build --release -p runtime-cli
 husk=$PWD/target/x86_64-unknown-linux-gnu/release/husk
