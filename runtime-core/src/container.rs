@@ -107,14 +107,10 @@ fn create_bundle(
     let cgroups_path = cgroups_path(&bundle)?;
     let cgroup = ContainerCgroup::create(cgroups_path.as_deref(), &opts.id, opts.systemd_cgroup)?;
     guard.cgroup = Some(cgroup.clone());
-    // Limits are in place before the init exists, so it never runs without them.
-    if let Some(resources) = bundle
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.resources().as_ref())
-    {
-        cgroup.apply_resources(resources)?;
+    // Limits and device rules (with linux.devices allowed) are in place
+    // before the init exists, so it never runs without them.
+    if let Some(linux) = bundle.spec.linux() {
+        cgroup.apply_config(linux)?;
     }
     let mut record = new_state(opts, &bundle, cgroup.clone());
     dir.save(&record)?;
@@ -608,6 +604,12 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     }
     if let Some(pidfd) = open_init(&record)? {
         let _ = syscall::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+        // A frozen v1 cgroup holds the SIGKILL until thawed.
+        if status == Status::Paused {
+            if let Some(cgroup) = &record.cgroup {
+                let _ = cgroup.thaw();
+            }
+        }
         let _ = syscall::pidfd_wait_exit(pidfd.as_fd(), 5000);
     }
     if let Some(cgroup) = &record.cgroup {

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -21,6 +22,8 @@ pub const DEFAULT_ROOT: &str = "/run/husk";
 const STATE_FILE: &str = "state.json";
 pub const CONFIG_FILE: &str = "config.json";
 pub const START_SOCKET: &str = "start.sock";
+/// sun_path of struct sockaddr_un, with its terminating NUL.
+const SUN_PATH_MAX: usize = 107;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -187,8 +190,17 @@ impl ContainerDir {
         self.path.join(CONFIG_FILE)
     }
 
+    /// The start socket's address. A unix socket path must fit in 108
+    /// bytes, and dockerd's state root plus a 64-hex id does not: then the
+    /// socket is reached through the locked directory's fd instead.
     pub fn start_socket(&self) -> PathBuf {
-        self.path.join(START_SOCKET)
+        let full = self.path.join(START_SOCKET);
+        match &self._lock {
+            Some(dir) if full.as_os_str().len() >= SUN_PATH_MAX => {
+                PathBuf::from(format!("/proc/self/fd/{}/{START_SOCKET}", dir.as_raw_fd()))
+            }
+            _ => full,
+        }
     }
 
     /// Remove the directory and everything in it.

@@ -123,17 +123,19 @@ pub fn access_text(access: u8) -> String {
 }
 
 /// The devices husk creates in every container's /dev (plus the console and
-/// the pty slaves), always allowed, as runc does.
-pub const DEFAULT_ALLOWED: [DeviceRule; 9] = [
-    DeviceRule::allow_char(1, Some(3)), // null
-    DeviceRule::allow_char(1, Some(5)), // zero
-    DeviceRule::allow_char(1, Some(7)), // full
-    DeviceRule::allow_char(1, Some(8)), // random
-    DeviceRule::allow_char(1, Some(9)), // urandom
-    DeviceRule::allow_char(5, Some(0)), // tty
-    DeviceRule::allow_char(5, Some(1)), // console
-    DeviceRule::allow_char(5, Some(2)), // ptmx
-    DeviceRule::allow_char(136, None),  // /dev/pts/*
+/// the pty slaves), always allowed, as runc does; like runc also
+/// /dev/net/tun.
+pub const DEFAULT_ALLOWED: [DeviceRule; 10] = [
+    DeviceRule::allow_char(10, Some(200)), // net/tun
+    DeviceRule::allow_char(1, Some(3)),    // null
+    DeviceRule::allow_char(1, Some(5)),    // zero
+    DeviceRule::allow_char(1, Some(7)),    // full
+    DeviceRule::allow_char(1, Some(8)),    // random
+    DeviceRule::allow_char(1, Some(9)),    // urandom
+    DeviceRule::allow_char(5, Some(0)),    // tty
+    DeviceRule::allow_char(5, Some(1)),    // console
+    DeviceRule::allow_char(5, Some(2)),    // ptmx
+    DeviceRule::allow_char(136, None),     // /dev/pts/*
 ];
 
 fn bad(field: &str, reason: impl std::fmt::Display) -> Error {
@@ -219,22 +221,53 @@ fn device_rule(index: usize, d: &LinuxDevice) -> Result<Option<DeviceRule>> {
     }))
 }
 
-/// The full rule list of a container: the config's rules, then the default
-/// devices, then `linux.devices` (so those stay usable whatever the rules).
+/// The full rule list of a container: the default devices go right after
+/// the config's last "all devices" reset (usually the leading deny-all), so
+/// the config's own later rules still apply in order (runtime-spec: "in the
+/// listed order" — a configured deny of /dev/zero wins); `linux.devices` come
+/// last, so those stay usable whatever the rules.
 pub fn container_rules(
     rules: &[LinuxDeviceCgroup],
     devices: &[LinuxDevice],
 ) -> Result<Vec<DeviceRule>> {
-    let mut out = Vec::with_capacity(rules.len() + DEFAULT_ALLOWED.len() + devices.len());
-    for (i, r) in rules.iter().enumerate() {
-        out.push(parse_rule(i, r)?);
-    }
+    let parsed = rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| parse_rule(i, r))
+        .collect::<Result<Vec<_>>>()?;
+    let after_reset = parsed
+        .iter()
+        .rposition(DeviceRule::is_reset)
+        .map_or(0, |i| i + 1);
+    let mut out = Vec::with_capacity(parsed.len() + DEFAULT_ALLOWED.len() + devices.len());
+    out.extend_from_slice(&parsed[..after_reset]);
     out.extend(DEFAULT_ALLOWED);
+    out.extend_from_slice(&parsed[after_reset..]);
     for (i, d) in devices.iter().enumerate() {
         out.extend(device_rule(i, d)?);
     }
+    // mknod of any node, as runc allows (CAP_MKNOD still gates it). Last:
+    // v1 cannot take back part of a wildcard, so no later deny may follow.
+    out.extend(MKNOD_ANY);
     Ok(out)
 }
+
+const MKNOD_ANY: [DeviceRule; 2] = [
+    DeviceRule {
+        allow: true,
+        kind: DeviceKind::Char,
+        major: None,
+        minor: None,
+        access: ACC_MKNOD,
+    },
+    DeviceRule {
+        allow: true,
+        kind: DeviceKind::Block,
+        major: None,
+        minor: None,
+        access: ACC_MKNOD,
+    },
+];
 
 /// What a rule list means, ready to enforce: a default and the rules that
 /// come after the last reset.
@@ -670,7 +703,7 @@ mod tests {
         .expect("devices");
         let all = container_rules(&rules(r#"[{"allow": false, "access": "rwm"}]"#), &devs)
             .expect("rules");
-        assert_eq!(all.len(), 1 + DEFAULT_ALLOWED.len() + 2);
+        assert_eq!(all.len(), 1 + DEFAULT_ALLOWED.len() + 2 + MKNOD_ANY.len());
         let p = Policy::new(&all);
         for (maj, min) in [
             (1, 3),
@@ -688,7 +721,10 @@ mod tests {
         assert!(p.permits(C, 10, 229, RW));
         assert!(p.permits(B, 8, 0, ACC_READ));
         assert!(!p.permits(C, 10, 237, ACC_READ));
-        assert!(!p.permits(C, 1, 1, ACC_MKNOD));
+        // mknod of any node is allowed (as runc; CAP_MKNOD still gates it),
+        // opening one is not.
+        assert!(p.permits(C, 1, 1, ACC_MKNOD));
+        assert!(!p.permits(C, 1, 1, ACC_READ));
         let bad: Vec<LinuxDevice> =
             serde_json::from_str(r#"[{"path": "/dev/x", "type": "c", "major": -1, "minor": 0}]"#)
                 .expect("devices");
@@ -708,14 +744,20 @@ mod tests {
         .expect("rules");
         let plan = V1Plan::new(&Policy::new(&all), &V1State::allow_all()).expect("plan");
         assert_eq!(plan.writes[0], (V1File::Deny, "a".to_owned()));
-        // Type "a" that is not a reset is split for v1.
-        assert_eq!(plan.writes[1], (V1File::Allow, "c 10:200 rw".to_owned()));
-        assert_eq!(plan.writes[2], (V1File::Allow, "b 10:200 rw".to_owned()));
-        assert_eq!(plan.writes[3], (V1File::Allow, "c 1:3 rwm".to_owned()));
-        assert_eq!(
-            plan.writes.last(),
-            Some(&(V1File::Allow, "c 136:* rwm".to_owned()))
-        );
+        // The defaults follow the reset; type "a" that is not a reset is
+        // split for v1 and comes after them, in the config's order.
+        let has = |line: &str| plan.writes.contains(&(V1File::Allow, line.to_owned()));
+        for line in [
+            "c *:* m",
+            "b *:* m",
+            "c 1:3 rwm",
+            "c 136:* rwm",
+            "b 10:200 rw",
+        ] {
+            assert!(has(line), "{line} missing from {:?}", plan.writes);
+        }
+        let pos = |line: &str| plan.writes.iter().position(|w| w.1 == line);
+        assert!(pos("c 1:3 rwm") < pos("b 10:200 rw"), "{:?}", plan.writes);
 
         // A deny after a wildcard allow cannot be enforced by v1: refused.
         let r = parse(
