@@ -136,7 +136,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(err),
+    };
     let logger = log::Logger::new(cli.log.clone(), &cli.log_format, cli.debug);
     if cli.version {
         print_version();
@@ -162,6 +165,36 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// A command line clap cannot parse: clients read the reason from the last
+/// line of --log, so it goes there too (found by hand, since parsing failed).
+fn usage_error(err: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) {
+        let _ = err.print();
+        return ExitCode::SUCCESS;
+    }
+    let args: Vec<String> = std::env::args().collect();
+    let value_of = |flag: &str| {
+        let prefix = format!("{flag}=");
+        args.iter().enumerate().find_map(|(i, a)| {
+            a.strip_prefix(&prefix)
+                .map(str::to_string)
+                .or_else(|| (a == flag).then(|| args.get(i + 1).cloned()).flatten())
+        })
+    };
+    if let Some(path) = value_of("--log") {
+        let format = value_of("--log-format").unwrap_or_else(|| "text".into());
+        let text = err.to_string();
+        let first = text.lines().next().unwrap_or("invalid command line");
+        log::Logger::new(Some(PathBuf::from(path)), &format, false).error(first);
+    }
+    let _ = err.print();
+    ExitCode::from(2)
 }
 
 fn print_version() {

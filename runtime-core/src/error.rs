@@ -33,7 +33,7 @@ pub enum Error {
     #[error("container with id {0} already exists")]
     Exists(String),
     /// The container's init reported an error over the parent-child channel.
-    #[error("{step}: {reason}")]
+    #[error("{}", join_step(step, reason))]
     Child { step: String, reason: String },
 }
 
@@ -99,5 +99,13 @@ pub fn errno_text(e: &io::Error) -> String {
     match e.raw_os_error() {
         Some(errno) => nix::errno::Errno::from_raw(errno).desc().to_lowercase(),
         None => e.to_string(),
+    }
+}
+
+fn join_step(step: &str, reason: &str) -> String {
+    if step.is_empty() {
+        reason.to_string()
+    } else {
+        format!("{step}: {reason}")
     }
 }

@@ -316,7 +316,7 @@ fn wait_and_exec(args: &InitArgs, program: process::Program) -> Result<std::conv
     let err = start_process(args, &program);
     // Tell `husk start` why the exec failed; on success the exec closed `conn`.
     let (step, reason) = split(&err);
-    let _ = conn.write_all(format!("{step}: {reason}").as_bytes());
+    let _ = conn.write_all(Error::Child { step, reason }.to_string().as_bytes());
     Err(err)
 }
 
