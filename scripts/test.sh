@@ -29,3 +29,6 @@ runc_report=$(mktemp)
 "$bin/conformance" --runtime "$(command -v runc)" --report "$runc_report" || true
 echo "== conformance: husk"
 "$bin/conformance" --runtime "$HUSK_BINARY" --must-pass "$runc_report"
+
+echo "== benchmark smoke run (figures: cargo run -p benches --release --bin lifecycle)"
+"$bin/lifecycle" --quick --runtimes "husk=$HUSK_BINARY,runc=$(command -v runc),crun"
