@@ -1481,3 +1481,510 @@ fn finish_without_proc_skips_missing_paths() {
         Ok(())
     });
 }
+
+// ------------------------------------------------- tmpcopyup and idmap
+
+/// (kind, mode, uid, gid) of `path`, never following a symlink.
+fn owner_of(path: &Path) -> Result<(char, u32, u32, u32), String> {
+    let meta = fs::symlink_metadata(path).map_err(|e| format!("lstat {}: {e}", path.display()))?;
+    let t = meta.file_type();
+    let kind = match () {
+        _ if t.is_symlink() => 'l',
+        _ if t.is_dir() => 'd',
+        _ if t.is_file() => 'f',
+        _ if t.is_fifo() => 'p',
+        _ if t.is_char_device() => 'c',
+        _ => '?',
+    };
+    Ok((kind, meta.mode() & 0o7777, meta.uid(), meta.gid()))
+}
+
+fn set_owner_mode(path: &Path, uid: u32, gid: u32, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid)).expect("lchown");
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// tmpcopyup: the new tmpfs starts with a copy of the destination: file
+/// contents, modes (set-id bits too), owners and mtimes, directories,
+/// symlinks as symlinks (one pointing at a real host file is not followed),
+/// fifos and device nodes by mknod; the destination's own mode and owner
+/// go to the tmpfs root; a mount below the destination is not entered. The
+/// copy is writable and writes stay in the tmpfs.
+#[test]
+fn tmpcopyup_copies_the_destination_tree() {
+    need_root!();
+    use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+    let tmp = TempDir::new("copyup");
+    let base = tmp.path().to_path_buf();
+    let rootfs = busybox_rootfs(&base);
+    let t = rootfs.join("tmp");
+    fs::write(base.join("host-secret"), "host").expect("host file");
+    fs::create_dir_all(base.join("host-dir")).expect("host dir");
+    fs::write(base.join("host-dir/x"), "x").expect("host dir file");
+    fs::write(t.join("file"), "data").expect("file");
+    set_owner_mode(&t.join("file"), 1000, 1001, 0o640);
+    let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+    fs::File::options()
+        .write(true)
+        .open(t.join("file"))
+        .and_then(|f| f.set_times(fs::FileTimes::new().set_modified(old)))
+        .expect("set mtime");
+    fs::write(t.join("suid"), "#!/bin/sh\n").expect("suid");
+    set_owner_mode(&t.join("suid"), 1000, 1000, 0o4755);
+    fs::create_dir_all(t.join("sub/deeper")).expect("sub");
+    fs::write(t.join("sub/inner"), "deep").expect("inner");
+    set_owner_mode(&t.join("sub/inner"), 0, 0, 0o644);
+    set_owner_mode(&t.join("sub/deeper"), 0, 0, 0o755);
+    set_owner_mode(&t.join("sub"), 1002, 1003, 0o750);
+    std::os::unix::fs::symlink(base.join("host-secret"), t.join("out")).expect("symlink");
+    std::os::unix::fs::lchown(t.join("out"), Some(1004), Some(1005)).expect("lchown");
+    std::os::unix::fs::symlink(base.join("host-dir"), t.join("dirlink")).expect("symlink");
+    std::os::unix::fs::symlink("sub/inner", t.join("rel")).expect("symlink");
+    mknod(
+        &t.join("fifo"),
+        SFlag::S_IFIFO,
+        Mode::from_bits_truncate(0o620),
+        0,
+    )
+    .expect("fifo");
+    set_owner_mode(&t.join("fifo"), 1006, 1007, 0o620);
+    let null = SFlag::S_IFCHR;
+    mknod(
+        &t.join("null"),
+        null,
+        Mode::from_bits_truncate(0o666),
+        makedev(1, 3),
+    )
+    .expect("null");
+    set_owner_mode(&t.join("null"), 0, 0, 0o666);
+    fs::create_dir_all(t.join("mnt")).expect("mnt");
+    set_owner_mode(&t, 5, 6, 0o1777);
+    let spec = spec(json!({"mounts": [tmpfs_dev(),
+        {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+         "options": ["rw", "rprivate", "nosuid", "nodev", "tmpcopyup"]}]}));
+    let (base2, rootfs2) = (base.clone(), rootfs.clone());
+    in_child(CloneFlags::empty(), move || {
+        let t = rootfs2.join("tmp");
+        // Another filesystem below the destination: not to be entered.
+        mount(
+            Some("tmpfs"),
+            &t.join("mnt"),
+            Some("tmpfs"),
+            MsFlags::empty(),
+            None::<&str>,
+        )
+        .map_err(|e| format!("mount tmp/mnt: {e}"))?;
+        fs::write(t.join("mnt/hidden"), "h").map_err(|e| format!("write hidden: {e}"))?;
+        prepare(&spec, &rootfs2)?;
+        let m = mount_at(&t)?;
+        ensure!(
+            m.fstype == "tmpfs" && m.has("nosuid") && m.has("nodev") && m.has("rw"),
+            "/tmp: {m:?}"
+        );
+        let want = [
+            ("", ('d', 0o1777, 5, 6)),
+            ("file", ('f', 0o640, 1000, 1001)),
+            ("suid", ('f', 0o4755, 1000, 1000)),
+            ("sub", ('d', 0o750, 1002, 1003)),
+            ("sub/inner", ('f', 0o644, 0, 0)),
+            ("sub/deeper", ('d', 0o755, 0, 0)),
+            ("fifo", ('p', 0o620, 1006, 1007)),
+            ("null", ('c', 0o666, 0, 0)),
+            ("mnt", ('d', 0o1777, 0, 0)),
+        ];
+        for (name, (kind, mode, uid, gid)) in want {
+            // (tmp/mnt: the mounted tmpfs's root is what the copy sees.)
+            let got = owner_of(&t.join(name))?;
+            ensure!(got == (kind, mode, uid, gid), "tmp/{name}: {got:?}");
+        }
+        ensure!(
+            dev_of(&t.join("null"))? == ('c', 1, 3, 0o666, 0, 0),
+            "null: {:?}",
+            dev_of(&t.join("null"))
+        );
+        let read = |p: &str| fs::read_to_string(t.join(p)).map_err(|e| format!("read {p}: {e}"));
+        ensure!(
+            read("file")? == "data" && read("sub/inner")? == "deep",
+            "contents"
+        );
+        let mtime = fs::metadata(t.join("file"))
+            .map_err(|e| e.to_string())?
+            .mtime();
+        ensure!(mtime == 1_000_000_000, "mtime not kept: {mtime}");
+        for (link, target) in [
+            ("out", base2.join("host-secret")),
+            ("dirlink", base2.join("host-dir")),
+            ("rel", PathBuf::from("sub/inner")),
+        ] {
+            ensure!(owner_of(&t.join(link))?.0 == 'l', "{link} is not a symlink");
+            let got = fs::read_link(t.join(link)).map_err(|e| e.to_string())?;
+            ensure!(got == target, "{link} -> {}", got.display());
+        }
+        let out = owner_of(&t.join("out"))?;
+        ensure!((out.2, out.3) == (1004, 1005), "symlink owner: {out:?}");
+        ensure!(
+            fs::read_dir(t.join("mnt"))
+                .map_err(|e| e.to_string())?
+                .count()
+                == 0,
+            "the mount below /tmp was copied"
+        );
+        fs::write(t.join("new"), "n").map_err(|e| format!("/tmp not writable: {e}"))?;
+        fs::write(t.join("file"), "changed").map_err(|e| format!("rewrite: {e}"))?;
+        Ok(())
+    });
+    // The rootfs and the host are untouched.
+    assert!(!t.join("new").exists(), "a write reached the rootfs");
+    assert_eq!(
+        fs::read_to_string(t.join("file")).ok().as_deref(),
+        Some("data")
+    );
+    assert_eq!(
+        fs::read_to_string(base.join("host-secret")).ok().as_deref(),
+        Some("host")
+    );
+    assert!(fs::symlink_metadata(t.join("out"))
+        .expect("out")
+        .file_type()
+        .is_symlink());
+}
+
+/// tmpcopyup with nothing to copy (a missing destination), through a
+/// symlink inside the rootfs, and with the tmpfs's own mode=/uid= options,
+/// which win over the destination's.
+#[test]
+fn tmpcopyup_edge_cases() {
+    need_root!();
+    let tmp = TempDir::new("copyup2");
+    let rootfs = busybox_rootfs(tmp.path());
+    fs::create_dir_all(rootfs.join("real/run")).expect("real run");
+    fs::write(rootfs.join("real/run/pidfile"), "1").expect("pidfile");
+    set_owner_mode(&rootfs.join("real/run"), 7, 8, 0o710);
+    std::os::unix::fs::symlink("/../real/run", rootfs.join("run")).expect("run link");
+    fs::create_dir_all(rootfs.join("opt/cache")).expect("cache");
+    fs::write(rootfs.join("opt/cache/c"), "c").expect("c");
+    set_owner_mode(&rootfs.join("opt/cache"), 7, 8, 0o755);
+    let spec = spec(json!({"mounts": [
+        {"destination": "/run", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup"]},
+        {"destination": "/var/missing/deep", "type": "tmpfs", "source": "tmpfs",
+         "options": ["tmpcopyup", "ro"]},
+        {"destination": "/opt/cache", "type": "tmpfs", "source": "tmpfs",
+         "options": ["mode=700", "uid=1234", "tmpcopyup", "ro"]},
+    ]}));
+    let rootfs2 = rootfs.clone();
+    in_child(CloneFlags::empty(), move || {
+        prepare(&spec, &rootfs2)?;
+        let run = rootfs2.join("real/run");
+        ensure!(
+            mount_at(&run)?.fstype == "tmpfs",
+            "/run not mounted at its target"
+        );
+        ensure!(
+            owner_of(&run)? == ('d', 0o710, 7, 8),
+            "run: {:?}",
+            owner_of(&run)
+        );
+        ensure!(run.join("pidfile").is_file(), "pidfile not copied");
+        let missing = rootfs2.join("var/missing/deep");
+        ensure!(
+            mount_at(&missing)?.has("ro"),
+            "missing: not mounted read-only"
+        );
+        ensure!(
+            fs::read_dir(&missing).map_err(|e| e.to_string())?.count() == 0,
+            "missing destination not empty"
+        );
+        let cache = rootfs2.join("opt/cache");
+        ensure!(
+            owner_of(&cache)? == ('d', 0o700, 1234, 8),
+            "cache: {:?}",
+            owner_of(&cache)
+        );
+        ensure!(cache.join("c").is_file(), "c not copied before ro");
+        ensure!(
+            errno_of(fs::write(cache.join("x"), "")) == Some(libc::EROFS),
+            "cache writable"
+        );
+        Ok(())
+    });
+}
+
+/// The `husk run` case of Podman's --read-only: a read-only root with a
+/// tmpcopyup tmpfs on /tmp. The image's file is there, /tmp is writable,
+/// the rest of the root is not, and busybox sees it that way.
+#[test]
+fn readonly_root_with_tmpcopyup_tmp() {
+    need_root!();
+    let tmp = TempDir::new("podmanro");
+    let rootfs = busybox_rootfs(tmp.path());
+    fs::write(rootfs.join("tmp/from-image"), "kept\n").expect("image file");
+    let spec = spec(json!({
+        "root": {"path": "rootfs", "readonly": true},
+        "mounts": [tmpfs_dev(),
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+             "options": ["rw", "rprivate", "nosuid", "nodev", "tmpcopyup"]}]
+    }));
+    let rootfs2 = rootfs.clone();
+    in_child(CloneFlags::empty(), move || {
+        prepare(&spec, &rootfs2)?;
+        rootfs::enter(&rootfs2, false).map_err(|e| format!("enter: {e}"))?;
+        rootfs::finish(&spec).map_err(|e| format!("finish: {e}"))?;
+        let script = "cat /tmp/from-image && echo hi > /tmp/new && cat /tmp/new \
+                      && ! touch /etc/nope 2>/dev/null && echo ro";
+        let out = std::process::Command::new("/bin/busybox")
+            .args(["sh", "-c", script])
+            .output()
+            .map_err(|e| format!("run busybox: {e}"))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        ensure!(stdout == "kept\nhi\nro\n", "busybox: {out:?}");
+        Ok(())
+    });
+    assert!(
+        !rootfs.join("tmp/new").exists(),
+        "the write reached the rootfs"
+    );
+}
+
+/// A source tree for id-mapped binds: files owned by 1000:1000 and 0:0, and
+/// a directory `sub` to mount a tmpfs on (a submount, for ridmap).
+fn idmap_source(base: &Path) -> PathBuf {
+    let src = base.join("idsrc");
+    fs::create_dir_all(src.join("sub")).expect("mkdir idsrc");
+    fs::write(src.join("owned-1000"), "u").expect("file");
+    std::os::unix::fs::chown(src.join("owned-1000"), Some(1000), Some(1000)).expect("chown");
+    fs::write(src.join("owned-0"), "r").expect("file");
+    src
+}
+
+/// uid, gid of `path`.
+fn ids(path: &Path) -> Result<(u32, u32), String> {
+    let meta = fs::metadata(path).map_err(|e| format!("stat {}: {e}", path.display()))?;
+    Ok((meta.uid(), meta.gid()))
+}
+
+/// idmap / ridmap: the mount's mapping is applied as a user namespace's
+/// (on-disk containerID + n is seen as hostID + n, as runc does): a file
+/// owned by 1000 on the host is 101000 through `0 100000 65536`; ridmap maps
+/// the submounts of an rbind too, idmap only the top; ids outside the
+/// mapping cannot be written; the host's view is unchanged.
+#[test]
+fn idmap_and_ridmap_binds_apply_the_mount_mapping() {
+    need_root!();
+    let tmp = TempDir::new("idmap");
+    let rootfs = busybox_rootfs(tmp.path());
+    let src = idmap_source(tmp.path());
+    let src_s = src.display().to_string();
+    let uids = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    let gids = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    let spec = spec(json!({"mounts": [
+        {"destination": "/mnt/idmap", "type": "bind", "source": src_s,
+         "options": ["rbind", "idmap"], "uidMappings": uids, "gidMappings": gids},
+        {"destination": "/mnt/ridmap", "type": "bind", "source": src_s,
+         "options": ["rbind", "ridmap", "ro"], "uidMappings": uids, "gidMappings": gids},
+        {"destination": "/mnt/one", "type": "bind", "source": format!("{src_s}/owned-1000"),
+         "options": ["bind", "idmap"],
+         "uidMappings": [{"containerID": 1000, "hostID": 0, "size": 1}],
+         "gidMappings": [{"containerID": 1000, "hostID": 5, "size": 1}]},
+    ]}));
+    let (src2, rootfs2) = (src.clone(), rootfs.clone());
+    in_child(CloneFlags::empty(), move || {
+        mount(
+            Some("tmpfs"),
+            &src2.join("sub"),
+            Some("tmpfs"),
+            MsFlags::empty(),
+            None::<&str>,
+        )
+        .map_err(|e| format!("mount sub: {e}"))?;
+        fs::write(src2.join("sub/file"), "s").map_err(|e| e.to_string())?;
+        std::os::unix::fs::chown(src2.join("sub/file"), Some(1000), Some(1000))
+            .map_err(|e| e.to_string())?;
+        prepare(&spec, &rootfs2)?;
+        let at = |p: &str| ids(&rootfs2.join(p));
+        let cases = [
+            ("mnt/idmap/owned-1000", (101000, 201000)),
+            ("mnt/idmap/owned-0", (100000, 200000)),
+            ("mnt/idmap/sub/file", (1000, 1000)),
+            ("mnt/ridmap/owned-1000", (101000, 201000)),
+            ("mnt/ridmap/sub/file", (101000, 201000)),
+            ("mnt/one", (0, 5)),
+        ];
+        for (path, want) in cases {
+            let got = at(path)?;
+            ensure!(got == want, "{path}: {got:?}, want {want:?}");
+        }
+        ensure!(
+            ids(&src2.join("owned-1000"))? == (1000, 1000),
+            "host view changed"
+        );
+        for point in ["mnt/idmap", "mnt/ridmap", "mnt/one"] {
+            let m = mount_at(&rootfs2.join(point))?;
+            ensure!(m.has("idmapped"), "{point}: {:?}", m.opts);
+        }
+        ensure!(
+            mount_at(&rootfs2.join("mnt/ridmap/sub"))?.has("idmapped"),
+            "ridmap sub"
+        );
+        ensure!(
+            !mount_at(&rootfs2.join("mnt/idmap/sub"))?.has("idmapped"),
+            "idmap sub"
+        );
+        ensure!(
+            mount_at(&rootfs2.join("mnt/ridmap"))?.has("ro"),
+            "ridmap: ro lost"
+        );
+        // Our uid 0 has no id on disk through `0 100000 65536`.
+        let write = fs::write(rootfs2.join("mnt/idmap/new"), "");
+        ensure!(
+            errno_of(write) == Some(libc::EOVERFLOW),
+            "root could write unmapped"
+        );
+        Ok(())
+    });
+}
+
+/// The init usually runs in a new pid namespace while the procfs it sees
+/// (here: pathrs's handle, made before) numbers pids as the host does: the
+/// helper's /proc entry must still be the helper's.
+#[test]
+fn idmap_inside_a_pid_namespace() {
+    need_root!();
+    let tmp = TempDir::new("idmappid");
+    let rootfs = busybox_rootfs(tmp.path());
+    let src = idmap_source(tmp.path());
+    let spec = spec(json!({"mounts": [
+        {"destination": "/mnt/one", "type": "bind", "source": src.display().to_string(),
+         "options": ["bind", "idmap"],
+         "uidMappings": [{"containerID": 1000, "hostID": 0, "size": 1}],
+         "gidMappings": [{"containerID": 1000, "hostID": 0, "size": 1}]},
+    ]}));
+    let rootfs2 = rootfs.clone();
+    in_child(CloneFlags::empty(), move || {
+        // Cached by pathrs, and inherited by the fork below.
+        pathrs::procfs::ProcfsHandle::new().map_err(|e| format!("procfs: {e}"))?;
+        unshare(CloneFlags::CLONE_NEWPID).map_err(|e| format!("unshare pid: {e}"))?;
+        in_forked(move || {
+            ensure!(std::process::id() == 1, "not pid 1 of a new pid namespace");
+            // As the init.
+            nix::sys::prctl::set_dumpable(false).map_err(|e| format!("dumpable: {e}"))?;
+            prepare(&spec, &rootfs2)?;
+            let got = ids(&rootfs2.join("mnt/one/owned-1000"))?;
+            ensure!(got == (0, 0), "owned-1000 through 1000->0: {got:?}");
+            Ok(())
+        })
+    });
+}
+
+/// Run `f` in a forked process and return its result.
+fn in_forked(f: impl FnOnce() -> Check) -> Check {
+    let (read_end, write_end) = nix::unistd::pipe().map_err(|e| format!("pipe: {e}"))?;
+    // SAFETY: as in `in_child`: the forked process only makes syscalls and
+    // small allocations, and leaves with _exit.
+    match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
+        ForkResult::Child => {
+            drop(read_end);
+            let result = f();
+            let mut out = fs::File::from(write_end);
+            let _ = out.write_all(result.as_ref().err().map_or("", String::as_str).as_bytes());
+            drop(out);
+            // SAFETY: see in_child.
+            unsafe { libc::_exit(if result.is_ok() { 0 } else { 1 }) };
+        }
+        ForkResult::Parent { child } => {
+            drop(write_end);
+            let mut msg = String::new();
+            let _ = fs::File::from(read_end).read_to_string(&mut msg);
+            match waitpid(child, None) {
+                Ok(WaitStatus::Exited(_, 0)) => Ok(()),
+                status => Err(format!("{status:?}: {msg}")),
+            }
+        }
+    }
+}
+
+/// Misused tmpcopyup / idmap options are config errors naming the mount and
+/// the rule; in a user namespace the kernel's refusal is explained.
+#[test]
+fn tmpcopyup_and_idmap_errors_name_the_mount() {
+    need_root!();
+    let tmp = TempDir::new("idmaperr");
+    let rootfs = busybox_rootfs(tmp.path());
+    let src = idmap_source(tmp.path()).display().to_string();
+    let one = json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+    let cases = [
+        (
+            json!({"destination": "/mnt/x", "type": "bind", "source": src,
+                   "options": ["bind", "tmpcopyup"]}),
+            vec!["mount", "on /mnt/x", "tmpcopyup", "tmpfs"],
+        ),
+        (
+            json!({"destination": "/mnt/x", "type": "bind", "source": src, "options": ["bind"],
+                   "uidMappings": one, "gidMappings": one}),
+            vec!["on /mnt/x", "without the \"idmap\" or \"ridmap\" option"],
+        ),
+        (
+            json!({"destination": "/mnt/x", "type": "tmpfs", "source": "tmpfs",
+                   "options": ["idmap"], "uidMappings": one, "gidMappings": one}),
+            vec!["mount tmpfs on /mnt/x", "only for bind mounts"],
+        ),
+        (
+            json!({"destination": "/mnt/x", "type": "bind", "source": src,
+                   "options": ["bind", "ridmap"], "uidMappings": one}),
+            vec!["on /mnt/x", "ridmap", "together"],
+        ),
+        (
+            json!({"destination": "/mnt/x", "type": "bind", "source": src,
+                   "options": ["bind", "idmap"]}),
+            vec![
+                "on /mnt/x",
+                "needs uidMappings and gidMappings",
+                "no user namespace",
+            ],
+        ),
+    ];
+    for (m, wants) in cases {
+        let spec = spec(json!({"mounts": [m]}));
+        let rootfs2 = rootfs.clone();
+        in_child(CloneFlags::empty(), move || {
+            let err = match prepare(&spec, &rootfs2) {
+                Ok(()) => return Err("prepare succeeded".into()),
+                Err(e) => e,
+            };
+            for want in &wants {
+                ensure!(err.contains(want), "error {err:?} lacks {want:?}");
+            }
+            ensure!(
+                mount_at(&rootfs2.join("mnt/x")).is_err(),
+                "something was mounted anyway"
+            );
+            Ok(())
+        });
+    }
+    // In a user namespace (and, like the init, pid 1 of a new pid namespace
+    // and not dumpable) the init lacks CAP_SYS_ADMIN over the host's
+    // filesystems: the helper namespace is made, the kernel refuses the
+    // id-mapping, and the error says why.
+    let spec = spec(json!({"mounts": [
+        {"destination": "/mnt/x", "type": "bind", "source": src, "options": ["bind", "idmap"],
+         "uidMappings": [{"containerID": 0, "hostID": 0, "size": 1}],
+         "gidMappings": [{"containerID": 0, "hostID": 0, "size": 1}]}]}));
+    let rootfs2 = rootfs.clone();
+    in_child(
+        CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID,
+        move || {
+            in_forked(move || {
+                nix::sys::prctl::set_dumpable(false).map_err(|e| format!("dumpable: {e}"))?;
+                let err = match prepare_with(&spec, &rootfs2, &MountView::default(), true, false) {
+                    Ok(()) => return Err("an id-mapped mount made inside a user namespace".into()),
+                    Err(e) => e,
+                };
+                for want in ["mount", "on /mnt/x", "id-map", "own user namespace"] {
+                    ensure!(err.contains(want), "error {err:?} lacks {want:?}");
+                }
+                Ok(())
+            })
+        },
+    );
+}

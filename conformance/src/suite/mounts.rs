@@ -461,9 +461,13 @@ fn propagation_rslave(ctx: &mut Ctx) -> TestResult {
     )?)
 }
 
+/// A mount's uidMappings/gidMappings have the format of the user namespace
+/// mappings and are applied as one (runc 1.2 does the same, and the kernel's
+/// id-mapped mounts work so): an id stored on disk as `containerID + n` is
+/// seen through the mount as `hostID + n`.
 fn idmap(ctx: &mut Ctx) -> TestResult {
     let src = host_dir(ctx, "idmapsrc")?;
-    chown(src.join("file"), Some(1000), Some(1000)).map_err(|e| e.to_string())?;
+    chown(src.join("file"), Some(0), Some(0)).map_err(|e| e.to_string())?;
     let mut m = bind_mount(&src, "/idmapped", &["bind", "idmap"]);
     m["uidMappings"] = json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
     m["gidMappings"] = json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
@@ -476,11 +480,11 @@ fn idmap(ctx: &mut Ctx) -> TestResult {
     let st = &got["/idmapped/file"];
     ctx.observe("owner", json!({"uid": st["uid"], "gid": st["gid"]}));
     expect_eq(
-        "uid of a host-1000 file through the id-mapped mount",
-        &json!(0),
+        "uid of a file stored as 0, through the id-mapped mount 0 -> 1000",
+        &json!(1000),
         &st["uid"],
     )?;
-    Ok(expect_eq("gid", &json!(0), &st["gid"])?)
+    Ok(expect_eq("gid", &json!(1000), &st["gid"])?)
 }
 
 fn idmap_without_mappings_errors(ctx: &mut Ctx) -> TestResult {

@@ -21,7 +21,9 @@
 //! [`finish`], and then only the root mount itself changes.
 
 mod cgroup;
+mod copyup;
 mod devices;
+mod idmap;
 mod masks;
 mod mounts;
 mod options;

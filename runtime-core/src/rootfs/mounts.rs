@@ -3,7 +3,9 @@
 //! Every mount is built detached (open_tree for binds, fsopen/fsmount for
 //! filesystems), given its attributes while nobody can see it, attached
 //! onto the destination's fd resolved inside the rootfs, and then checked
-//! to be where it should be.
+//! to be where it should be. A new tmpfs with "tmpcopyup" is filled from
+//! its destination while still detached (copyup); a bind with "idmap" or
+//! "ridmap" is id-mapped while still detached (idmap).
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
@@ -13,6 +15,8 @@ use pathrs::Root;
 use rustix::fs::CWD;
 
 use super::cgroup;
+use super::copyup;
+use super::idmap;
 use super::options::{Bind, MountOptions};
 use super::paths::{self, Kind};
 use super::sys::{self, FsError};
@@ -34,16 +38,24 @@ pub(crate) fn mount(env: &Env<'_>, m: &Mount) -> Result<()> {
     let opts = MountOptions::parse(options).map_err(|e| Error::config(format!("{step}: {e}")))?;
     let dest = m.destination().as_path();
     let fstype = m.typ().as_deref().unwrap_or_default();
+    let is_bind = opts.is_bind() || fstype == "bind";
+    let idmap = idmap::request(m, &opts, is_bind, env.in_user_ns)
+        .map_err(|e| Error::config(format!("{step}: {e}")))?;
+    if opts.tmpcopyup && (opts.remount || is_bind || fstype != "tmpfs") {
+        return Err(Error::config(format!(
+            "{step}: mount option \"tmpcopyup\" is only for new tmpfs mounts"
+        )));
+    }
     if opts.remount {
         return remount(env.root, dest, &opts, &step);
     }
-    if opts.is_bind() || fstype == "bind" {
+    if is_bind {
         let source = m
             .source()
             .as_deref()
             .ok_or_else(|| Error::config(format!("{step}: a bind mount needs a source")))?;
         let bind = opts.bind.unwrap_or(Bind::Single);
-        return bind_path(env.root, source, bind, dest, &opts, &step);
+        return bind_path(env.root, source, bind, idmap.as_ref(), dest, &opts, &step);
     }
     match fstype {
         "" => Err(Error::config(format!(
@@ -72,11 +84,13 @@ fn describe(m: &Mount) -> String {
     format!("mount {source} on {}", m.destination().display())
 }
 
-/// Bind-mount the host path `source` onto `dest` inside the root.
+/// Bind-mount the host path `source` onto `dest` inside the root, id-mapped
+/// if `idmap` says so.
 pub(crate) fn bind_path(
     root: &Root,
     source: &Path,
     bind: Bind,
+    idmap: Option<&idmap::Request>,
     dest: &Path,
     opts: &MountOptions,
     step: &str,
@@ -87,6 +101,10 @@ pub(crate) fn bind_path(
         .step(|| format!("{step}: stat the source {}", source.display()))?;
     let kind = if meta.is_dir() { Kind::Dir } else { Kind::File };
     let tree = sys::clone_tree(CWD, source, bind == Bind::Recursive).step(|| step.to_string())?;
+    if let Some(req) = idmap {
+        // Only a detached mount that was never attached can be id-mapped.
+        idmap::apply(&tree, req, source, step)?;
+    }
     place(root, &tree, dest, kind, opts, step)
 }
 
@@ -107,10 +125,22 @@ fn new_fs_or_bind(
         sys::new_fs(fstype, source.as_deref(), &opts.params),
         fallback,
     ) {
-        (Ok(tree), _) => place(env.root, &tree, dest, Kind::Dir, opts, step),
-        (Err(e), Some(host)) if env.in_user_ns && is_eperm(&e) => {
-            bind_path(env.root, Path::new(host), Bind::Recursive, dest, opts, step)
+        (Ok(tree), _) => {
+            if opts.tmpcopyup {
+                // Filled while detached, before attributes such as "ro".
+                copyup::copy_up(env.root, &tree, dest, opts, step)?;
+            }
+            place(env.root, &tree, dest, Kind::Dir, opts, step)
         }
+        (Err(e), Some(host)) if env.in_user_ns && is_eperm(&e) => bind_path(
+            env.root,
+            Path::new(host),
+            Bind::Recursive,
+            None,
+            dest,
+            opts,
+            step,
+        ),
         (Err(e), _) => Err(fs_error(step, e)),
     }
 }

@@ -7,6 +7,10 @@
 //! - superblock flags (sync, dirsync, lazytime, mand) → `fsconfig` flags;
 //! - propagation (shared, rslave...) → `mount_setattr` after attaching;
 //! - everything else → filesystem data, one `fsconfig` parameter each.
+//!
+//! runc's extensions are instructions to the runtime, never data:
+//! "tmpcopyup" (fill a new tmpfs with what its destination holds) and
+//! "idmap"/"ridmap" (apply the mount's uidMappings/gidMappings).
 
 use crate::error::{Error, Result};
 
@@ -111,6 +115,16 @@ pub(crate) enum Bind {
     Recursive,
 }
 
+/// An id-mapped bind mount ("idmap" / "ridmap"): the mount's own
+/// uidMappings/gidMappings are applied with MOUNT_ATTR_IDMAP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IdMap {
+    /// "idmap": the top mount of the bind only.
+    Top,
+    /// "ridmap": every mount of the (r)bind.
+    Recursive,
+}
+
 /// A propagation change, applied in order after the mount is attached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Propagation {
@@ -131,6 +145,10 @@ pub(crate) enum FsParam {
 pub(crate) struct MountOptions {
     pub bind: Option<Bind>,
     pub remount: bool,
+    /// "idmap" / "ridmap" (never passed to the kernel as data).
+    pub idmap: Option<IdMap>,
+    /// "tmpcopyup": copy what the destination holds into the new tmpfs.
+    pub tmpcopyup: bool,
     /// Attributes of the top mount.
     pub attrs: Attrs,
     /// Attributes applied recursively (rro, rnosuid, ...).
@@ -170,12 +188,10 @@ impl MountOptions {
             // is a placeholder, silent/loud only quiet the kernel log, and
             // acl/iversion are chosen by the filesystem itself.
             "defaults" | "silent" | "loud" | "acl" | "noacl" | "iversion" | "noiversion" => {}
-            "idmap" | "ridmap" => {
-                return Err(format!(
-                    "mount option {opt:?}: id-mapped mounts are not supported"
-                ))
-            }
-            "tmpcopyup" => return Err("mount option \"tmpcopyup\" is not supported".into()),
+            // As with bind/rbind, the recursive form wins.
+            "idmap" => self.idmap = Some(self.idmap.unwrap_or(IdMap::Top)),
+            "ridmap" => self.idmap = Some(IdMap::Recursive),
+            "tmpcopyup" => self.tmpcopyup = true,
             _ => {
                 // "rro", "rnosuid"...: the attribute, applied recursively.
                 let recursive = opt.strip_prefix('r').is_some_and(|r| self.rattrs.apply(r));
@@ -354,11 +370,18 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_options_are_errors() {
-        for opt in ["idmap", "ridmap", "tmpcopyup"] {
-            let err = MountOptions::parse(&[opt.to_string()]);
-            assert!(err.is_err(), "{opt} accepted");
-        }
+    fn runc_extensions_are_flags_not_data() {
+        let o = parse(&["bind", "idmap", "tmpcopyup"]);
+        assert_eq!(o.idmap, Some(IdMap::Top));
+        assert!(o.tmpcopyup);
+        assert!(o.params.is_empty());
+        assert_eq!(parse(&["ridmap", "idmap"]).idmap, Some(IdMap::Recursive));
+        assert_eq!(parse(&["idmap", "ridmap"]).idmap, Some(IdMap::Recursive));
+        assert_eq!(parse(&["rbind"]).idmap, None);
+    }
+
+    #[test]
+    fn rootfs_propagation_values() {
         assert!(rootfs_propagation("bogus").is_err());
         assert_eq!(
             rootfs_propagation("rslave").ok(),

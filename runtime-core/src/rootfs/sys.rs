@@ -46,12 +46,19 @@ pub(crate) fn attach(tree: impl AsFd, target: impl AsFd) -> io::Result<()> {
 
 /// mount_setattr(2) on the mount whose root `fd` refers to.
 pub(crate) fn set_attrs(fd: impl AsFd, recursive: bool, set: u64, clr: u64) -> io::Result<()> {
-    mount_setattr(fd.as_fd(), recursive, set, clr, 0)
+    mount_setattr(fd.as_fd(), recursive, set, clr, 0, None)
 }
 
 /// Change the propagation type of the mount whose root `fd` refers to.
 pub(crate) fn set_propagation(fd: impl AsFd, change: Propagation) -> io::Result<()> {
-    mount_setattr(fd.as_fd(), change.recursive, 0, 0, change.flag)
+    mount_setattr(fd.as_fd(), change.recursive, 0, 0, change.flag, None)
+}
+
+/// Id-map the detached mount `tree` (and with `recursive` every mount below
+/// it) with the mappings of the user namespace `userns`.
+pub(crate) fn set_idmap(tree: impl AsFd, recursive: bool, userns: impl AsFd) -> io::Result<()> {
+    let set = libc::MOUNT_ATTR_IDMAP;
+    mount_setattr(tree.as_fd(), recursive, set, 0, 0, Some(userns.as_fd()))
 }
 
 fn mount_setattr(
@@ -60,21 +67,23 @@ fn mount_setattr(
     set: u64,
     clr: u64,
     propagation: u64,
+    userns: Option<BorrowedFd<'_>>,
 ) -> io::Result<()> {
     let attr = libc::mount_attr {
         attr_set: set,
         attr_clr: clr,
         propagation,
-        userns_fd: 0,
+        // Read by the kernel only with MOUNT_ATTR_IDMAP in attr_set.
+        userns_fd: userns.map_or(0, |fd| fd.as_raw_fd() as u64),
     };
     let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
     if recursive {
         flags |= libc::AT_RECURSIVE as libc::c_uint;
     }
-    // SAFETY: `fd` is a live descriptor for the duration of the call, the path
-    // is a NUL-terminated empty string (AT_EMPTY_PATH: operate on `fd`), and
-    // `attr` is a fully initialised mount_attr whose exact size we pass, which
-    // the kernel only reads.
+    // SAFETY: `fd` (and `userns`, if any) are live descriptors for the
+    // duration of the call, the path is a NUL-terminated empty string
+    // (AT_EMPTY_PATH: operate on `fd`), and `attr` is a fully initialised
+    // mount_attr whose exact size we pass, which the kernel only reads.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
