@@ -126,9 +126,12 @@ fn setup(args: &InitArgs) -> Result<process::Program> {
     apply_sysctls(spec, &procfs)?;
     // The cwd is made (if missing) before the root may turn read-only.
     let cwd = rootfs::resolve_cwd(spec_process(spec)?.cwd())?;
+    // The console is bound onto /dev/console before the root may turn
+    // read-only (an image's own /dev may lack the file to bind onto).
+    setup_terminal(args)?;
     rootfs::finish(spec)?;
     let context = process::Context {
-        console_socket: args.console_socket.as_ref().map(|fd| fd.as_fd()),
+        console_socket: None,
         personality: spec.linux().as_ref().and_then(|l| l.personality().as_ref()),
         session_keyring: (!args.no_new_keyring).then_some(args.id.as_str()),
         in_user_ns,
@@ -143,6 +146,18 @@ fn setup(args: &InitArgs) -> Result<process::Program> {
             .step(|| "send the seccomp notify fd to husk create".into())?;
     }
     Ok(program)
+}
+
+fn setup_terminal(args: &InitArgs) -> Result<()> {
+    let process = spec_process(&args.spec)?;
+    if !process.terminal().unwrap_or(false) {
+        return Ok(());
+    }
+    let socket = args
+        .console_socket
+        .as_ref()
+        .ok_or_else(|| Error::config("process.terminal: a terminal needs --console-socket"))?;
+    process::setup_terminal(process, socket.as_fd(), true)
 }
 
 fn spec_process(spec: &Spec) -> Result<&oci_spec::runtime::Process> {

@@ -19,7 +19,9 @@ use crate::{capabilities, terminal};
 
 /// What the process setup needs besides the process itself.
 pub struct Context<'a> {
-    /// Where to send the pty master when process.terminal is set.
+    /// Where to send the pty master when process.terminal is set; None when
+    /// the caller has set the terminal up already (the init does, before the
+    /// root turns read-only).
     pub console_socket: Option<BorrowedFd<'a>>,
     pub personality: Option<&'a LinuxPersonality>,
     /// Join a fresh session keyring named after this container id.
@@ -37,14 +39,8 @@ pub struct Context<'a> {
 /// set, the user switch, the capability sets, umask, cwd, no_new_privs), and
 /// find the executable. Shared by the container's init and by exec.
 pub fn prepare(process: &Process, ctx: &Context) -> Result<Program> {
-    if process.terminal().unwrap_or(false) {
-        let socket = ctx
-            .console_socket
-            .ok_or_else(|| Error::config("process.terminal: a terminal needs --console-socket"))?;
-        let size = process
-            .console_size()
-            .map(|b| (b.height() as u16, b.width() as u16));
-        terminal::setup(socket, size)?;
+    if let Some(socket) = ctx.console_socket {
+        setup_terminal(process, socket, false)?;
     }
     apply_attributes(process, ctx)?;
     let user = process.user();
@@ -90,6 +86,19 @@ pub fn prepare(process: &Process, ctx: &Context) -> Result<Program> {
     program.seccomp = seccomp_late;
     program.notify_fd = notify_fd;
     Ok(program)
+}
+
+/// process.terminal: the pty, its master sent to `socket`. Only the
+/// container's init binds the slave onto /dev/console (runc does not for
+/// exec: a second bind would outlive the exec'd process).
+pub fn setup_terminal(process: &Process, socket: BorrowedFd, bind_console: bool) -> Result<()> {
+    if !process.terminal().unwrap_or(false) {
+        return Ok(());
+    }
+    let size = process
+        .console_size()
+        .map(|b| (b.height() as u16, b.width() as u16));
+    terminal::setup(socket, size, bind_console)
 }
 
 /// In a user namespace whose setgroups is denied, supplementary groups

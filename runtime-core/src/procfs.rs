@@ -14,6 +14,18 @@ pub struct Procfs(ProcfsHandle);
 
 impl Procfs {
     pub fn open() -> Result<Self> {
+        // pathrs 0.2.6 aborts instead of failing when /proc is something
+        // else (a container can bind any directory over its /proc): refuse
+        // clearly first.
+        const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+        let fs = nix::sys::statfs::statfs("/proc").step(|| "statfs /proc".into())?;
+        if fs.filesystem_type().0 as i64 != PROC_SUPER_MAGIC {
+            return Err(crate::error::Error::step(
+                "open a verified procfs handle",
+                "/proc is not a procfs (a mount over /proc in the config?); cannot write \
+                 sysctls or oom_score_adj safely",
+            ));
+        }
         ProcfsHandle::new()
             .map(Procfs)
             .step(|| "open a verified procfs handle".into())

@@ -21,14 +21,20 @@ pub fn connect_console_socket(path: &Path) -> Result<OwnedFd> {
 
 /// In the init, after pivot_root: make the pty, hand its master to the console
 /// socket, and make the slave the controlling terminal and stdio.
-pub fn setup(console_socket: BorrowedFd, size: Option<(u16, u16)>) -> Result<()> {
+pub fn setup(
+    console_socket: BorrowedFd,
+    size: Option<(u16, u16)>,
+    bind_console: bool,
+) -> Result<()> {
     let master = open_ptmx()?;
     unlock(&master)?;
     let slave = peer(&master)?;
     if let Some((rows, cols)) = size {
         set_size(&slave, rows, cols)?;
     }
-    crate::rootfs::bind_console(slave.as_fd())?;
+    if bind_console {
+        crate::rootfs::bind_console(slave.as_fd())?;
+    }
     send_packet(
         console_socket.as_raw_fd(),
         b"/dev/ptmx",

@@ -20,12 +20,15 @@
 //! The husk binary is `$HUSK_BINARY`, else the release build, else the debug
 //! build under target/x86_64-unknown-linux-gnu/.
 
+mod attacks;
 mod bad_input;
 mod common;
 mod differential;
+mod exec;
 mod lifecycle;
 mod process;
 mod security;
+mod tracer;
 
 use common::{Ctx, Outcome, Test};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -39,6 +42,8 @@ fn all_tests() -> Vec<Test> {
     tests.extend(process::tests());
     tests.extend(security::tests());
     tests.extend(differential::tests());
+    tests.extend(exec::tests());
+    tests.extend(attacks::tests());
     tests
 }
 
