@@ -566,18 +566,32 @@ fn cgroups_resources_applied_on_v1() {
     let mib = 1024 * 1024;
     let mut json = format!(
         r#"{{"memory": {{"limit": {}, "swap": {}, "reservation": {}, "swappiness": 10,
-                         "disableOOMKiller": true}},
+                         "disableOOMKiller": true, "kernel": {}, "kernelTCP": {},
+                         "useHierarchy": true}},
             "cpu": {{"shares": 512, "quota": 50000, "period": 100000, "burst": 10000,
                      "cpus": "0", "mems": "0"}},
             "pids": {{"limit": 123}}"#,
         64 * mib,
         96 * mib,
-        32 * mib
+        32 * mib,
+        48 * mib,
+        16 * mib
     );
     let dev = block_device();
+    // Weights need the CFQ or BFQ I/O scheduler; kernels without either
+    // have no weight file, and then the weight must be refused (below).
+    let blkio_root = Path::new("/sys/fs/cgroup/blkio");
+    let weight_file = ["blkio.weight", "blkio.bfq.weight"]
+        .into_iter()
+        .find(|f| blkio_root.join(f).exists());
+    let weight_json = if weight_file.is_some() {
+        r#""weight": 500,"#
+    } else {
+        ""
+    };
     if let Some((maj, min)) = dev {
         json.push_str(&format!(
-            r#", "blockIO": {{"weight": 500,
+            r#", "blockIO": {{{weight_json}
                 "throttleReadBpsDevice": [{{"major": {maj}, "minor": {min}, "rate": 1048576}}],
                 "throttleWriteIOPSDevice": [{{"major": {maj}, "minor": {min}, "rate": 300}}]}}"#
         ));
@@ -605,6 +619,13 @@ fn cgroups_resources_applied_on_v1() {
     );
     assert_eq!(read(&memory, "memory.swappiness"), "10");
     assert!(read(&memory, "memory.oom_control").contains("oom_kill_disable 1"));
+    assert_eq!(
+        read(&memory, "memory.kmem.tcp.limit_in_bytes"),
+        (16 * mib).to_string()
+    );
+    assert_eq!(read(&memory, "memory.use_hierarchy"), "1");
+    // memory.kernel: written where the kernel still has the file (Linux
+    // >= 6.1 takes the write and ignores it, so its value is not checked).
     let cpu = cg.v1_dir("cpu").expect("cpu hierarchy");
     assert_eq!(read(&cpu, "cpu.shares"), "512");
     assert_eq!(read(&cpu, "cpu.cfs_period_us"), "100000");
@@ -617,12 +638,15 @@ fn cgroups_resources_applied_on_v1() {
     assert_eq!(read(&pids, "pids.max"), "123");
     if let Some((maj, min)) = dev {
         let blkio = cg.v1_dir("blkio").expect("blkio hierarchy");
-        let weight = if blkio.join("blkio.weight").exists() {
-            "blkio.weight"
-        } else {
-            "blkio.bfq.weight"
-        };
-        assert!(read(&blkio, weight).ends_with("500"), "{weight}");
+        match weight_file {
+            Some(weight) => assert!(read(&blkio, weight).ends_with("500"), "{weight}"),
+            None => {
+                let err = cg
+                    .apply_resources(&resources(r#"{"blockIO": {"weight": 500}}"#))
+                    .expect_err("no weight file, yet the weight was accepted");
+                assert!(err.to_string().contains("blockIO.weight"), "{err}");
+            }
+        }
         assert_eq!(
             read(&blkio, "blkio.throttle.read_bps_device"),
             format!("{maj}:{min} 1048576")
@@ -778,4 +802,150 @@ fn cgroups_resources_hugetlb_in_cgroup2() {
     if let Err(p) = outcome {
         std::panic::resume_unwind(p);
     }
+}
+
+/// linux.resources.network on the v1 net_cls and net_prio controllers. This
+/// host's kernel has both but mounts neither, so the test mounts them as one
+/// hierarchy on a temp dir (husk finds hierarchies through /proc/self/cgroup
+/// and mountinfo, wherever they are mounted), checks the class id and the
+/// interface priority, and unmounts it again, making sure that the kernel
+/// destroys the hierarchy (see `release_hierarchy`).
+#[test]
+fn cgroups_network_classid_and_priorities_on_v1() {
+    need_root!(cgroups_network_classid_and_priorities_on_v1);
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    if mounts
+        .lines()
+        .any(|l| l.contains(" - cgroup ") && (l.contains("net_cls") || l.contains("net_prio")))
+    {
+        eprintln!("SKIPPED cgroups_network_classid_and_priorities_on_v1: the host mounts them");
+        return;
+    }
+    let known = std::fs::read_to_string("/proc/cgroups").expect("/proc/cgroups");
+    if !known.contains("net_cls") || !known.contains("net_prio") {
+        eprintln!("SKIPPED cgroups_network_classid_and_priorities_on_v1: kernel lacks them");
+        return;
+    }
+    let mnt = std::env::temp_dir().join(uid("net-cls-prio"));
+    std::fs::create_dir_all(&mnt).expect("mkdir");
+    let mounted = Command::new("mount")
+        .args(["-t", "cgroup", "-o", "net_cls,net_prio", "husk-test"])
+        .arg(&mnt)
+        .status()
+        .expect("mount");
+    assert!(mounted.success(), "mount net_cls,net_prio");
+    let result = std::panic::catch_unwind(|| {
+        let path = format!("/{}", uid("net"));
+        let cg = ContainerCgroup::create(Some(&path), "x", false).expect("create");
+        let applied = cg.apply_resources(&resources(
+            r#"{"network": {"classID": 1048577, "priorities": [{"name": "lo", "priority": 7}]}}"#,
+        ));
+        let dir = mnt.join(path.trim_start_matches('/'));
+        let classid = read(&dir, "net_cls.classid");
+        let prio = read(&dir, "net_prio.ifpriomap");
+        cg.destroy().expect("destroy");
+        applied.expect("apply");
+        assert_eq!(classid, "1048577");
+        assert!(prio.lines().any(|l| l == "lo 7"), "ifpriomap: {prio}");
+        assert!(!dir.exists(), "cgroup left behind");
+    });
+    let released = release_hierarchy(&mnt, "net_cls,net_prio", "net_cls");
+    let _ = std::fs::remove_dir(&mnt);
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+    released.expect("the kernel must drop the hierarchy again");
+}
+
+/// (hierarchy id, number of cgroups) of a v1 controller, from /proc/cgroups.
+fn proc_cgroups_entry(controller: &str) -> Option<(u32, u32)> {
+    let text = std::fs::read_to_string("/proc/cgroups").ok()?;
+    let line = text
+        .lines()
+        .find(|l| l.split('\t').next() == Some(controller))?;
+    let fields: Vec<&str> = line.split('\t').collect();
+    Some((fields.get(1)?.parse().ok()?, fields.get(2)?.parse().ok()?))
+}
+
+/// Unmount a v1 hierarchy that a test mounted so that the kernel destroys
+/// it. The kernel does so only if the root has no child cgroup at unmount
+/// time, and a removed child stays listed until its last reference goes (an
+/// RCU grace period later): unmounting too early leaves an unmounted
+/// hierarchy that /proc/self/cgroup keeps listing, which containerd's v1
+/// cgroup code refuses (no stats, no OOM events). So wait for the children
+/// to be freed, unmount, and check; a survivor is mounted and unmounted
+/// again.
+fn release_hierarchy(mnt: &Path, options: &str, controller: &str) -> Result<(), String> {
+    for _attempt in 0..3 {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while proc_cgroups_entry(controller).is_some_and(|(_, n)| n > 1)
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let st = Command::new("umount")
+            .arg(mnt)
+            .status()
+            .map_err(|e| e.to_string())?;
+        if !st.success() {
+            return Err(format!("umount {}: {st}", mnt.display()));
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if proc_cgroups_entry(controller).is_some_and(|(h, _)| h == 0) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let st = Command::new("mount")
+            .args(["-t", "cgroup", "-o", options, "husk-test"])
+            .arg(mnt)
+            .status()
+            .map_err(|e| e.to_string())?;
+        if !st.success() {
+            return Err(format!("remount {options} on {}: {st}", mnt.display()));
+        }
+    }
+    Err(format!("the {options} hierarchy outlived its unmount"))
+}
+
+/// Pure cgroup v1: this host is hybrid, so the test takes a real container
+/// cgroup and drops its cgroup2 part, which leaves what `create` records on
+/// a v1-only host. pause then uses the v1 freezer (freezer.state), and
+/// kill --all of a frozen cgroup still kills.
+#[test]
+fn cgroups_v1_only_freezer_and_kill() {
+    need_root!(cgroups_v1_only_freezer_and_kill);
+    let path = format!("/{}", uid("v1only"));
+    let cg = ContainerCgroup::create(Some(&path), "x", false).expect("create");
+    let Some(freezer_dir) = cg.v1_dir("freezer") else {
+        cg.destroy().expect("destroy");
+        eprintln!("SKIPPED cgroups_v1_only_freezer_and_kill: no v1 freezer hierarchy");
+        return;
+    };
+    let mut recorded = serde_json::to_value(&cg).expect("serialize");
+    recorded["layout"] = serde_json::json!("v1");
+    recorded["hierarchies"]
+        .as_array_mut()
+        .expect("hierarchies")
+        .retain(|h| h["controllers"] != "");
+    let v1: ContainerCgroup = serde_json::from_value(recorded).expect("v1 view");
+    assert_eq!(v1.layout(), Layout::V1);
+    assert!(v1.unified_dir().is_none());
+
+    let mut child = sleeper();
+    cg.attach(child.id() as i32, false).expect("attach");
+    let state = || read(&freezer_dir, "freezer.state");
+    v1.freeze().expect("freeze");
+    assert!(v1.is_frozen());
+    assert_eq!(state(), "FROZEN");
+    v1.thaw().expect("thaw");
+    assert_eq!(state(), "THAWED");
+    assert!(!v1.is_frozen());
+    assert_eq!(v1.procs().expect("procs"), vec![child.id() as i32]);
+    v1.freeze().expect("freeze again");
+    v1.signal_all(libc::SIGKILL).expect("kill");
+    assert_eq!(signal_of(wait_dead(&mut child)), Some(libc::SIGKILL));
+    cg.destroy().expect("destroy");
+    assert_gone(&cg.dirs());
 }

@@ -84,6 +84,10 @@ pub fn tests() -> Vec<Test> {
             name: "bad_input.sysctl_not_namespaced",
             run: sysctl_not_namespaced,
         },
+        Test {
+            name: "bad_input.network_class_without_net_cls",
+            run: network_class_without_net_cls,
+        },
     ]
 }
 
@@ -460,4 +464,21 @@ fn sysctl_not_namespaced(ctx: &mut Ctx) -> TestResult {
         ),
     )?;
     verdict
+}
+
+/// linux.resources.network needs the v1 net_cls controller: where the host
+/// has not mounted it (as here), the limit is refused, never dropped.
+fn network_class_without_net_cls(ctx: &mut Ctx) -> TestResult {
+    let mounts = fs::read_to_string("/proc/self/mountinfo").map_err(|e| format!("read: {e}"))?;
+    if mounts
+        .lines()
+        .any(|l| l.contains(" - cgroup ") && l.contains("net_cls"))
+    {
+        return Err(skip(
+            "this host has net_cls mounted: the class id would apply",
+        ));
+    }
+    let (mut b, id) = marked_bundle(ctx)?;
+    b.set("/linux/resources/network", json!({"classID": 1048577}));
+    refused(ctx, &b, &id, &[], &["linux.resources.network", "net_cls"])
 }

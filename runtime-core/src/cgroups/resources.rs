@@ -13,16 +13,19 @@
 //!
 //! `devices` is enforced through `devices` (v1 lists) or `bpf` (cgroup2).
 //!
-//! Not handled here: `network` (net_cls/net_prio),
-//! `rdma`, memory.kernel (deprecated; kernels ignore or refuse it, so it is
-//! ignored as runc does), memory.useHierarchy (always on in current kernels)
-//! and memory.checkBeforeUpdate.
+//! `network` goes to the v1 net_cls and net_prio controllers (cgroup2 has
+//! none: an error there, as in runc); `rdma` to rdma.max in either version.
+//! memory.kernel is written on v1 (Linux >= 6.1 accepts and ignores it) and
+//! refused on v2, which never had it; memory.checkBeforeUpdate makes a v2
+//! limit below memory.current an error (v1's kernel refuses it by itself).
 
 use std::path::{Path, PathBuf};
 
+use std::collections::HashMap;
+
 use oci_spec::runtime::{
-    Linux, LinuxBlockIo, LinuxCpu, LinuxDevice, LinuxHugepageLimit, LinuxMemory, LinuxPids,
-    LinuxResources,
+    Linux, LinuxBlockIo, LinuxCpu, LinuxDevice, LinuxHugepageLimit, LinuxMemory, LinuxNetwork,
+    LinuxPids, LinuxRdma, LinuxResources,
 };
 
 use super::devices::{self, Policy, V1File, V1Plan, V1State};
@@ -158,8 +161,18 @@ pub fn plan_v1_memory(
     if let Some(r) = m.reservation().filter(|&r| r != 0) {
         out.push(w("memory.soft_limit_in_bytes", r));
     }
+    if let Some(k) = m.kernel().filter(|&k| k != 0) {
+        // Removed in later kernels: skipped where the file is gone.
+        out.push(Write {
+            optional: true,
+            ..w("memory.kmem.limit_in_bytes", k)
+        });
+    }
     if let Some(t) = m.kernel_tcp().filter(|&t| t != 0) {
         out.push(w("memory.kmem.tcp.limit_in_bytes", t));
+    }
+    if let Some(h) = m.use_hierarchy() {
+        out.push(w("memory.use_hierarchy", u8::from(h)));
     }
     if let Some(s) = m.swappiness() {
         if s > 100 {
@@ -176,10 +189,42 @@ pub fn plan_v1_memory(
     Ok(out)
 }
 
-/// cgroup2 memory.
-pub fn plan_v2_memory(m: &LinuxMemory) -> Result<Vec<Write>> {
+/// cgroup2 memory. `current_usage` reads memory.current, for
+/// checkBeforeUpdate.
+pub fn plan_v2_memory(
+    m: &LinuxMemory,
+    current_usage: impl FnOnce() -> Result<u64>,
+) -> Result<Vec<Write>> {
     let mut out = Vec::new();
     let limit = m.limit().unwrap_or(0);
+    if m.check_before_update() == Some(true) {
+        if let Ok(limit) = u64::try_from(limit) {
+            let usage = current_usage()?;
+            if limit > 0 && limit < usage {
+                return Err(invalid(
+                    "memory.limit",
+                    format!(
+                        "{limit} is below the container's current usage ({usage} bytes) \
+                         and checkBeforeUpdate is set"
+                    ),
+                ));
+            }
+        }
+    }
+    if m.kernel().is_some_and(|k| k != 0) || m.kernel_tcp().is_some_and(|k| k != 0) {
+        // Kernel memory counts against memory.max in cgroup2; runc drops
+        // these limits too, and older clients still send them.
+        eprintln!(
+            "husk: warning: linux.resources.memory.kernel/kernelTCP ignored: cgroup v2 \
+             counts kernel memory in memory.max"
+        );
+    }
+    if m.use_hierarchy() == Some(false) {
+        return Err(invalid(
+            "memory.useHierarchy",
+            "cgroup v2 is always hierarchical",
+        ));
+    }
     let swap = memory_swap_to_v2(m.swap().unwrap_or(0), limit)?;
     if swap != 0 {
         out.push(w("memory.swap.max", v2_limit(swap)));
@@ -287,6 +332,55 @@ pub fn plan_pids(p: &LinuxPids) -> Vec<Write> {
     }
 }
 
+/// v1 net_cls: the class id tagged on the container's packets.
+pub fn plan_net_cls(n: &LinuxNetwork) -> Vec<Write> {
+    n.class_id()
+        .map(|id| vec![w("net_cls.classid", id)])
+        .unwrap_or_default()
+}
+
+/// v1 net_prio: one write per interface (the file takes one "IFACE PRIO"
+/// pair at a time).
+pub fn plan_net_prio(n: &LinuxNetwork) -> Result<Vec<Write>> {
+    let mut out = Vec::new();
+    for (i, p) in n.priorities().iter().flatten().enumerate() {
+        let name = p.name();
+        if name.is_empty() || name.contains(char::is_whitespace) {
+            return Err(invalid(
+                &format!("network.priorities[{i}].name"),
+                format!("{name:?} is not an interface name"),
+            ));
+        }
+        out.push(w("net_prio.ifpriomap", format!("{name} {}", p.priority())));
+    }
+    Ok(out)
+}
+
+/// rdma.max (same file in v1 and v2): one line per device, devices in
+/// name order; an unset count is left as it is.
+pub fn plan_rdma(rdma: &HashMap<String, LinuxRdma>) -> Result<Vec<Write>> {
+    let mut names: Vec<&String> = rdma.keys().collect();
+    names.sort();
+    let mut out = Vec::new();
+    for name in names {
+        if name.is_empty() || name.contains(char::is_whitespace) {
+            return Err(invalid("rdma", format!("{name:?} is not a device name")));
+        }
+        let limits = &rdma[name];
+        let mut line = name.clone();
+        if let Some(h) = limits.hca_handles() {
+            line.push_str(&format!(" hca_handle={h}"));
+        }
+        if let Some(o) = limits.hca_objects() {
+            line.push_str(&format!(" hca_object={o}"));
+        }
+        if line.len() > name.len() {
+            out.push(w("rdma.max", line));
+        }
+    }
+    Ok(out)
+}
+
 /// v1 blkio. `has` tells which files the kernel offers: blkio.weight (CFQ)
 /// or blkio.bfq.weight (BFQ).
 pub fn plan_v1_blkio(b: &LinuxBlockIo, has: impl Fn(&str) -> bool) -> Result<Vec<Write>> {
@@ -297,6 +391,18 @@ pub fn plan_v1_blkio(b: &LinuxBlockIo, has: impl Fn(&str) -> bool) -> Result<Vec
     } else {
         ("blkio.weight", "blkio.weight_device")
     };
+    let weights_wanted = b.weight().is_some_and(|v| v != 0)
+        || b.weight_device()
+            .iter()
+            .flatten()
+            .any(|d| d.weight().is_some_and(|v| v != 0));
+    if weights_wanted && !has(weight) {
+        return Err(invalid(
+            "blockIO.weight",
+            "this kernel has no blkio weight files (blkio.weight needs the CFQ I/O \
+             scheduler, blkio.bfq.weight the BFQ one; neither is available)",
+        ));
+    }
     if let Some(v) = b.weight().filter(|&v| v != 0) {
         out.push(w(weight, v));
     }
@@ -532,14 +638,16 @@ impl<'a> Planned<'a> {
 }
 
 impl ContainerCgroup {
+    fn v1_hierarchy(&self, controller: &str) -> Option<&Hierarchy> {
+        self.hierarchies
+            .iter()
+            .find(|h| !h.is_unified() && h.has(controller))
+    }
+
     /// The hierarchy for `v1` (a v1 controller name), else the cgroup2 one
     /// when its root offers `v2`. No side effects.
     fn locate(&self, field: &str, v1: &str, v2: &'static str) -> Result<Target<'_>> {
-        if let Some(h) = self
-            .hierarchies
-            .iter()
-            .find(|h| !h.is_unified() && h.has(v1))
-        {
+        if let Some(h) = self.v1_hierarchy(v1) {
             return Ok(Target::V1(h));
         }
         if let Some(u) = self.unified() {
@@ -634,6 +742,16 @@ impl ContainerCgroup {
                 plan_hugetlb(limits, matches!(target, Target::V2(..)), &huge_page_sizes())?;
             plans.push(Planned::new(target, writes));
         }
+        if let Some(n) = r.network() {
+            plans.extend(self.plan_network(n)?);
+        }
+        if let Some(rdma) = r.rdma().as_ref().filter(|r| !r.is_empty()) {
+            let writes = plan_rdma(rdma)?;
+            if !writes.is_empty() {
+                let target = self.locate("rdma", "rdma", "rdma")?;
+                plans.push(Planned::new(target, writes));
+            }
+        }
         if let Some(unified) = r.unified().as_ref().filter(|u| !u.is_empty()) {
             plans.extend(self.plan_unified(unified)?);
         }
@@ -644,18 +762,34 @@ impl ContainerCgroup {
         let target = self.locate("memory", "memory", "memory")?;
         let writes = match target {
             Target::V1(h) => {
-                let p = h.dir().join("memory.limit_in_bytes");
-                plan_v1_memory(m, || {
-                    let v =
-                        read_file(&p).map_err(|e| Error::os(format!("read {}", p.display()), e))?;
-                    v.trim().parse::<u64>().map_err(|_| {
-                        Error::step(format!("read {}", p.display()), format!("bad value {v:?}"))
-                    })
-                })?
+                plan_v1_memory(m, || read_u64(&h.dir().join("memory.limit_in_bytes")))?
             }
-            _ => plan_v2_memory(m)?,
+            _ => plan_v2_memory(m, || read_u64(&target.dir().join("memory.current")))?,
         };
         Ok(Planned::new(target, writes))
+    }
+
+    /// net_cls and net_prio exist only as v1 controllers.
+    fn plan_network<'a>(&'a self, n: &LinuxNetwork) -> Result<Vec<Planned<'a>>> {
+        let mut plans = Vec::new();
+        for (controller, writes) in [
+            ("net_cls", plan_net_cls(n)),
+            ("net_prio", plan_net_prio(n)?),
+        ] {
+            if writes.is_empty() {
+                continue;
+            }
+            let Some(h) = self.v1_hierarchy(controller) else {
+                let reason = if self.layout == super::Layout::V2 {
+                    format!("cgroup v2 has no {controller} controller")
+                } else {
+                    format!("this host has no v1 {controller} hierarchy mounted")
+                };
+                return Err(Error::step("apply linux.resources.network", reason));
+            };
+            plans.push(Planned::new(Target::V1(h), writes));
+        }
+        Ok(plans)
     }
 
     fn plan_cpu<'a>(&'a self, c: &LinuxCpu) -> Result<Vec<Planned<'a>>> {
@@ -858,6 +992,14 @@ fn check_cpuset(target: &Target, writes: &[Write]) -> Result<()> {
     Ok(())
 }
 
+/// A cgroup file holding one number.
+fn read_u64(p: &Path) -> Result<u64> {
+    let v = read_file(p).map_err(|e| Error::os(format!("read {}", p.display()), e))?;
+    v.trim()
+        .parse::<u64>()
+        .map_err(|_| Error::step(format!("read {}", p.display()), format!("bad value {v:?}")))
+}
+
 /// "0-3,7" → [0, 1, 2, 3, 7]; None when malformed.
 pub fn parse_id_list(text: &str) -> Option<Vec<u32>> {
     let mut out = Vec::new();
@@ -884,7 +1026,9 @@ fn memory_is_empty(m: &LinuxMemory) -> bool {
     !set(m.limit())
         && !set(m.swap())
         && !set(m.reservation())
+        && !set(m.kernel())
         && !set(m.kernel_tcp())
+        && m.use_hierarchy().is_none()
         && m.swappiness().is_none()
         && m.disable_oom_killer().is_none()
 }
@@ -1061,11 +1205,51 @@ mod tests {
         assert!(memory_swap_to_v2(300, -1).is_err());
     }
 
+    fn no_usage() -> Result<u64> {
+        Ok(0)
+    }
+
+    #[test]
+    fn cgroups_resources_network_and_rdma_plans() {
+        let r = res(
+            r#"{"network": {"classID": 1048577, "priorities": [{"name": "eth0", "priority": 5}, {"name": "lo", "priority": 2}]}}"#,
+        );
+        let n = r.network().as_ref().expect("network");
+        assert_eq!(
+            pairs(&plan_net_cls(n)),
+            vec![("net_cls.classid", "1048577")]
+        );
+        assert_eq!(
+            pairs(&plan_net_prio(n).expect("plan")),
+            vec![
+                ("net_prio.ifpriomap", "eth0 5"),
+                ("net_prio.ifpriomap", "lo 2")
+            ]
+        );
+        let r = res(r#"{"network": {"priorities": [{"name": "eth 0", "priority": 1}]}}"#);
+        let err = plan_net_prio(r.network().as_ref().expect("network")).expect_err("bad name");
+        assert!(
+            err.to_string().contains("network.priorities[0].name"),
+            "{err}"
+        );
+
+        let r = res(
+            r#"{"rdma": {"mlx5_1": {"hcaObjects": 100}, "mlx4_0": {"hcaHandles": 2, "hcaObjects": 2000}, "none": {}}}"#,
+        );
+        assert_eq!(
+            pairs(&plan_rdma(r.rdma().as_ref().expect("rdma")).expect("plan")),
+            vec![
+                ("rdma.max", "mlx4_0 hca_handle=2 hca_object=2000"),
+                ("rdma.max", "mlx5_1 hca_object=100")
+            ]
+        );
+    }
+
     #[test]
     fn cgroups_resources_v2_plans() {
         let m = mem(r#"{"limit": 1048576, "swap": 3145728, "reservation": 524288}"#);
         assert_eq!(
-            pairs(&plan_v2_memory(&m).expect("plan")),
+            pairs(&plan_v2_memory(&m, no_usage).expect("plan")),
             vec![
                 ("memory.swap.max", "2097152"),
                 ("memory.max", "1048576"),
@@ -1074,10 +1258,26 @@ mod tests {
         );
         let m = mem(r#"{"limit": -1}"#);
         assert_eq!(
-            pairs(&plan_v2_memory(&m).expect("plan")),
+            pairs(&plan_v2_memory(&m, no_usage).expect("plan")),
             vec![("memory.swap.max", "max"), ("memory.max", "max")]
         );
-        assert!(plan_v2_memory(&mem(r#"{"swappiness": 10}"#)).is_err());
+        assert!(plan_v2_memory(&mem(r#"{"swappiness": 10}"#), no_usage).is_err());
+        assert!(plan_v2_memory(&mem(r#"{"useHierarchy": false}"#), no_usage).is_err());
+        // checkBeforeUpdate: below the usage is refused, naming the field;
+        // at or above it is written; without the flag usage is not read.
+        let check = mem(r#"{"limit": 4096, "checkBeforeUpdate": true}"#);
+        let err = plan_v2_memory(&check, || Ok(8192)).expect_err("below usage");
+        assert!(err.to_string().contains("memory.limit"), "{err}");
+        assert!(err.to_string().contains("8192"), "{err}");
+        assert_eq!(
+            pairs(&plan_v2_memory(&check, || Ok(4096)).expect("plan")),
+            vec![("memory.max", "4096")]
+        );
+        let unchecked = mem(r#"{"limit": 4096}"#);
+        assert_eq!(
+            pairs(&plan_v2_memory(&unchecked, || panic!("usage read")).expect("plan")),
+            vec![("memory.max", "4096")]
+        );
 
         let r = res(
             r#"{"cpu": {"shares": 1024, "quota": 50000, "period": 100000, "burst": 1000, "idle": 0}}"#,
@@ -1166,6 +1366,16 @@ mod tests {
             ]
         );
         assert!(plan_v1_memory(&mem(r#"{"swappiness": 101}"#), || Ok(0)).is_err());
+        let m = mem(r#"{"kernel": 4096, "useHierarchy": true}"#);
+        let writes = plan_v1_memory(&m, || Ok(0)).expect("plan");
+        assert_eq!(
+            pairs(&writes),
+            vec![
+                ("memory.kmem.limit_in_bytes", "4096"),
+                ("memory.use_hierarchy", "1")
+            ]
+        );
+        assert!(writes[0].optional, "kmem is gone from some kernels");
         let p: LinuxPids = serde_json::from_str(r#"{"limit": -1}"#).expect("pids");
         assert_eq!(pairs(&plan_pids(&p)), vec![("pids.max", "max")]);
         let p: LinuxPids = serde_json::from_str(r#"{"limit": 0}"#).expect("pids");
