@@ -47,18 +47,30 @@ impl Drop for Workdir {
 pub struct Bundle {
     pub dir: String,
     pub rootfs: String,
+    /// A second bundle on the same rootfs whose process sleeps: the
+    /// container that `exec` is timed against.
+    pub sleeper_dir: String,
 }
 
 pub fn build(workdir: &Path) -> Result<Bundle, String> {
     let dir = workdir.join("bundle");
     let rootfs = dir.join("rootfs");
     populate_rootfs(&rootfs)?;
-    let config = serde_json::to_string_pretty(&config()).map_err(|err| err.to_string())?;
-    write(&dir.join("config.json"), &config)?;
+    let rootfs = path_string(&rootfs)?;
+    write_config(&dir, &config(&["/bin/true"], "rootfs"))?;
+    let sleeper_dir = workdir.join("sleeper");
+    write_config(&sleeper_dir, &config(&["/bin/sleep", "100000"], &rootfs))?;
     Ok(Bundle {
         dir: path_string(&dir)?,
-        rootfs: path_string(&rootfs)?,
+        rootfs,
+        sleeper_dir: path_string(&sleeper_dir)?,
     })
+}
+
+fn write_config(dir: &Path, config: &serde_json::Value) -> Result<(), String> {
+    create_dir(dir)?;
+    let text = serde_json::to_string_pretty(config).map_err(|err| err.to_string())?;
+    write(&dir.join("config.json"), &text)
 }
 
 fn populate_rootfs(rootfs: &Path) -> Result<(), String> {
@@ -110,15 +122,16 @@ fn link_applet(rootfs: &Path, applet: &str) -> Result<(), String> {
     symlink("/bin/busybox", &link).map_err(|err| format!("cannot link {}: {err}", link.display()))
 }
 
-/// `runc spec` (runc 1.1.5) with terminal=false, args ["/bin/true"] and ociVersion 1.0.2.
-fn config() -> serde_json::Value {
+/// `runc spec` (runc 1.1.5) with terminal=false, these args, this root
+/// path and ociVersion 1.0.2.
+fn config(args: &[&str], root: &str) -> serde_json::Value {
     let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
     json!({
         "ociVersion": OCI_VERSION,
         "process": {
             "terminal": false,
             "user": { "uid": 0, "gid": 0 },
-            "args": ["/bin/true"],
+            "args": args,
             "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
             "cwd": "/",
             "capabilities": {
@@ -127,7 +140,7 @@ fn config() -> serde_json::Value {
             "rlimits": [{ "type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024 }],
             "noNewPrivileges": true
         },
-        "root": { "path": "rootfs", "readonly": true },
+        "root": { "path": root, "readonly": true },
         "hostname": "runc",
         "mounts": mounts(),
         "linux": {

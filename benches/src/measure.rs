@@ -24,6 +24,8 @@ pub struct Bench<'a> {
     /// Peak RSS samples (KiB): `create` per runtime, and the Exec/Wrapper probes.
     pub rss: HashMap<Key, Vec<u64>>,
     failures: HashMap<String, usize>,
+    /// Per runtime: the running container that `exec` goes into, once made.
+    sleepers: HashMap<String, String>,
     pub elapsed: Duration,
 }
 
@@ -42,6 +44,7 @@ impl<'a> Bench<'a> {
             samples: Samples::new(iterations),
             rss: HashMap::new(),
             failures: HashMap::new(),
+            sleepers: HashMap::new(),
             elapsed: Duration::ZERO,
         }
     }
@@ -97,6 +100,9 @@ impl<'a> Bench<'a> {
         for rt in &order {
             self.time_run(rt, iteration);
         }
+        for rt in &order {
+            self.time_exec(rt, iteration);
+        }
         for probe in rotated(&self.exec_probes(), iteration) {
             self.time_probe(*probe, iteration);
         }
@@ -118,7 +124,7 @@ impl<'a> Bench<'a> {
     /// create + start + wait for exit + delete; also returns the create's time.
     fn lifecycle(&self, rt: &Runtime, id: &str) -> Result<(Duration, Duration), Failure> {
         let start = Instant::now();
-        let (create, pid) = rt.create(self.bundle, id)?;
+        let (create, pid) = rt.create(&self.bundle.dir, id)?;
         rt.run(&["start", id])?;
         rt.await_exit(pid)?;
         rt.run(&["delete", id])?;
@@ -136,7 +142,9 @@ impl<'a> Bench<'a> {
     /// `delete`, each timed alone. Errors carry the phase they spoil.
     fn steps(&mut self, rt: &Runtime, id: &str, iteration: usize) -> Result<(), (Metric, Failure)> {
         let during = |metric: Metric| move |failure: Failure| (metric, failure);
-        let (_, pid) = rt.create(self.bundle, id).map_err(during(Metric::State))?;
+        let (_, pid) = rt
+            .create(&self.bundle.dir, id)
+            .map_err(during(Metric::State))?;
         let state = rt.run(&["state", id]).map_err(during(Metric::State))?;
         self.record(rt, Metric::State, iteration, state);
         let start = rt.run(&["start", id]).map_err(during(Metric::Start))?;
@@ -164,6 +172,38 @@ impl<'a> Bench<'a> {
             Ok(elapsed) => self.record(rt, Metric::Run, iteration, elapsed),
             Err(failure) => self.fail(rt, Metric::Run, iteration, failure, &id),
         }
+    }
+
+    /// `exec ID /bin/true`, not detached: the runtime returns once `true`
+    /// has exited. The container (sleeping) is made on first use and
+    /// removed with the leftovers at the end.
+    fn time_exec(&mut self, rt: &Runtime, iteration: usize) {
+        let id = match self.sleeper(rt) {
+            Ok(id) => id,
+            Err(failure) => {
+                return self.note_failure(&rt.name, Metric::Exec.label(), iteration, &failure)
+            }
+        };
+        match rt.run(&["exec", &id, "/bin/true"]) {
+            Ok(elapsed) => self.record(rt, Metric::Exec, iteration, elapsed),
+            Err(failure) => self.note_failure(&rt.name, Metric::Exec.label(), iteration, &failure),
+        }
+    }
+
+    fn sleeper(&mut self, rt: &Runtime) -> Result<String, Failure> {
+        if let Some(id) = self.sleepers.get(&rt.name) {
+            return Ok(id.clone());
+        }
+        let id = container_id(rt, "exec", 0);
+        let started = rt
+            .create(&self.bundle.sleeper_dir, &id)
+            .and_then(|_| rt.run(&["start", &id]));
+        if let Err(failure) = started {
+            rt.force_delete(&id);
+            return Err(failure);
+        }
+        self.sleepers.insert(rt.name.clone(), id.clone());
+        Ok(id)
     }
 
     /// `true` alone, and through the wrapper if one is in use: timed back to

@@ -96,13 +96,13 @@ impl Runtime {
     }
 
     /// `create` with a pid file; returns its wall time and the container's pid.
-    pub fn create(&self, bundle: &Bundle, id: &str) -> Result<(Duration, i32), Failure> {
+    pub fn create(&self, bundle_dir: &str, id: &str) -> Result<(Duration, i32), Failure> {
         let pid_file = self.pid_dir.join(format!("{id}.pid"));
         let pid_path = path_string(&pid_file).map_err(|err| Failure::other("pid file", err))?;
         let elapsed = self.run(&[
             "create",
             "--bundle",
-            &bundle.dir,
+            bundle_dir,
             "--pid-file",
             &pid_path,
             id,

@@ -15,10 +15,12 @@ pub enum Metric {
     Delete,
     Version,
     Run,
+    /// `exec` of `true` into a running container, until it has exited
+    Exec,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 7] = [
+    pub const ALL: [Metric; 8] = [
         Metric::Lifecycle,
         Metric::Create,
         Metric::State,
@@ -26,6 +28,7 @@ impl Metric {
         Metric::Delete,
         Metric::Version,
         Metric::Run,
+        Metric::Exec,
     ];
 
     pub fn label(self) -> &'static str {
@@ -37,6 +40,7 @@ impl Metric {
             Metric::Delete => "delete (stopped container)",
             Metric::Version => "--version (fixed cost of a command)",
             Metric::Run => "run (foreground, until exit)",
+            Metric::Exec => "exec `true` (running container, until exit)",
         }
     }
 
