@@ -24,6 +24,7 @@ harness error (daemons not running, images missing, a husk that cannot print --v
 """
 
 import argparse
+import atexit
 import datetime
 import json
 import os
@@ -1105,6 +1106,12 @@ def main():
             print(f"{key:15} {title}")
         return 0
     husk = os.path.abspath(a.husk)
+    a.results = os.path.abspath(a.results) if a.results else ""
+    # The clients' helpers write files into their working directory (conmon
+    # leaves an `oom` file there after an OOM kill): keep them out of the tree.
+    scratch = tempfile.mkdtemp(prefix="husk-clients-cwd-")
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    os.chdir(scratch)
     clients = [c for c in a.clients.split(",") if c]
     runtimes = [r for r in a.runtimes.split(",") if r]
     checks = CHECKS
