@@ -66,7 +66,7 @@ pub struct UpdateArgs {
     /// Memory nodes to use, e.g. 0-1.
     #[arg(long)]
     cpuset_mems: Option<String>,
-    /// Ignored: kernels no longer limit kernel memory.
+    /// Kernel memory limit (cgroup v1; Linux 6.1 and later accept and ignore it), e.g. 64m.
     #[arg(long, allow_hyphen_values = true)]
     kernel_memory: Option<String>,
     /// Kernel TCP buffer memory limit (cgroup v1), e.g. 64m.
@@ -256,9 +256,6 @@ fn update_resources(args: &UpdateArgs) -> anyhow::Result<LinuxResources> {
         Some(src) => read_resources(src)?,
         None => LinuxResources::default(),
     };
-    if args.kernel_memory.is_some() {
-        eprintln!("husk: warning: --kernel-memory is ignored: kernel memory limits are not supported by the kernel");
-    }
     let mut memory = r.memory().unwrap_or_default();
     let size = |flag, v: &Option<String>| v.as_deref().map(|t| parse_bytes(flag, t)).transpose();
     set_if(
@@ -275,6 +272,11 @@ fn update_resources(args: &UpdateArgs) -> anyhow::Result<LinuxResources> {
         &mut memory,
         size("memory-swap", &args.memory_swap)?,
         LinuxMemory::set_swap,
+    );
+    set_if(
+        &mut memory,
+        size("kernel-memory", &args.kernel_memory)?,
+        LinuxMemory::set_kernel,
     );
     set_if(
         &mut memory,

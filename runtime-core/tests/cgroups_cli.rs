@@ -15,6 +15,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use cgroups_util::{uid, wait_until};
+use runtime_core::cgroups::{detect_layout, Layout};
 use serde_json::{json, Value};
 
 fn husk_binary() -> Option<PathBuf> {
@@ -474,6 +475,19 @@ fn cgroups_cli_update_limits_and_refusals() {
     drop(child.stdin.take());
     assert!(child.wait().expect("wait").success());
     assert_eq!(ctx.stats(&id)["memory"]["usage"]["limit"], 96u64 << 20);
+    // runc's kernel memory flags: TCP buffers are limited for real on v1;
+    // the kernel memory limit is taken (Linux >= 6.1 ignores its value).
+    if detect_layout().expect("layout") != Layout::V2 {
+        ctx.ok(&[
+            "update",
+            "--kernel-memory",
+            "64m",
+            "--kernel-memory-tcp",
+            "32m",
+            &id,
+        ]);
+        assert_eq!(ctx.stats(&id)["memory"]["kernelTCP"]["limit"], 32u64 << 20);
+    }
 
     // Refused: each leaves the container as it was.
     let check_unchanged = |ctx: &Ctx| {
