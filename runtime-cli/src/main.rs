@@ -150,9 +150,22 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     };
     let name = command_name(command);
-    match dispatch(&cli, command) {
-        Ok(code) => ExitCode::from(code),
+    logger.debug(&format!(
+        "command line: {:?}",
+        std::env::args().collect::<Vec<_>>()
+    ));
+    let started = std::time::Instant::now();
+    let result = dispatch(&cli, command);
+    let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+    match result {
+        Ok(code) => {
+            logger.debug(&format!(
+                "{name}: done in {elapsed:.2} ms, exit status {code}"
+            ));
+            ExitCode::from(code)
+        }
         Err(err) => {
+            logger.debug(&format!("{name}: failed after {elapsed:.2} ms"));
             let message = format!("{name}: {err}");
             logger.error(&message);
             eprintln!("husk: {message}");

@@ -88,6 +88,10 @@ pub fn tests() -> Vec<Test> {
             name: "bad_input.network_class_without_net_cls",
             run: network_class_without_net_cls,
         },
+        Test {
+            name: "bad_input.debug_lines_precede_the_error",
+            run: debug_lines_precede_the_error,
+        },
     ]
 }
 
@@ -481,4 +485,36 @@ fn network_class_without_net_cls(ctx: &mut Ctx) -> TestResult {
     let (mut b, id) = marked_bundle(ctx)?;
     b.set("/linux/resources/network", json!({"classID": 1048577}));
     refused(ctx, &b, &id, &[], &["linux.resources.network", "net_cls"])
+}
+
+/// --debug adds debug lines to --log (the command line, how the command
+/// ended); the error stays the last line, which is what containerd reads.
+fn debug_lines_precede_the_error(ctx: &mut Ctx) -> TestResult {
+    let id = ctx.new_id();
+    let out = ctx
+        .husk
+        .invoke(&["--debug", "state", &id], &Call::default());
+    ctx.expect_failure(&out, "state", &["does not exist"])?;
+    let text = fs::read_to_string(&ctx.log).map_err(|e| format!("read --log: {e}"))?;
+    let entries: Vec<serde_json::Value> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).map_err(|e| format!("not JSON ({e}): {l}")))
+        .collect::<Result<_, _>>()?;
+    let debug: Vec<&str> = entries
+        .iter()
+        .filter(|e| e["level"] == "debug")
+        .filter_map(|e| e["msg"].as_str())
+        .collect();
+    ensure(
+        debug
+            .iter()
+            .any(|m| m.contains("command line") && m.contains(&id)),
+        format!("no debug line with the command line: {debug:?}"),
+    )?;
+    ensure(
+        debug.iter().any(|m| m.starts_with("state: failed after")),
+        format!("no debug line with the outcome: {debug:?}"),
+    )?;
+    Ok(())
 }
