@@ -8,6 +8,12 @@ state=${HUSK_CLIENTS_STATE:-/run/husk-clients/started}
 say() { echo "teardown: $*"; }
 
 [ "$(id -u)" -eq 0 ] || { echo "teardown: run as root" >&2; exit 1; }
+
+# containerd puts its containers under a cgroup named after the namespace
+# (/husk-clients/<id>); runc leaves that parent behind: remove it if empty.
+for d in /sys/fs/cgroup/husk-clients /sys/fs/cgroup/*/husk-clients; do
+    if [ -d "$d" ]; then rmdir "$d" 2>/dev/null || true; fi
+done
 [ -s "$state" ] || { say "nothing was started by clients/setup.sh"; exit 0; }
 
 is() { # is PID NAME: the process is alive and is that program

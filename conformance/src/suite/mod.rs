@@ -361,9 +361,36 @@ fn remove_cgroup_everywhere(path: &str) {
     };
     let mut roots: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
     roots.push(PathBuf::from("/sys/fs/cgroup"));
+    // A relative cgroupsPath lands under this process's own cgroup, and a
+    // runtime may leave the parents it made there (runc 1.1 does).
+    roots.extend(own_cgroup_dirs());
     for root in roots {
         remove_tree(&root.join(path.trim_start_matches('/')));
     }
+}
+
+/// This process's own cgroup directory in each mounted hierarchy, where
+/// relative cgroupsPaths land.
+fn own_cgroup_dirs() -> Vec<PathBuf> {
+    let Ok(text) = fs::read_to_string("/proc/self/cgroup") else {
+        return Vec::new();
+    };
+    procinfo::parse_cgroup(&text)
+        .into_iter()
+        .filter_map(|line| {
+            let controller = if line["hierarchy"] == "0" {
+                String::new()
+            } else {
+                line["controllers"]
+                    .as_array()?
+                    .first()?
+                    .as_str()?
+                    .to_string()
+            };
+            let own = line["path"].as_str()?.trim_start_matches('/').to_string();
+            (!own.is_empty()).then(|| host::cgroup_mount(&controller).map(|m| m.join(own)))?
+        })
+        .collect()
 }
 
 fn remove_tree(dir: &Path) {
