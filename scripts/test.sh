@@ -33,6 +33,7 @@ rm -f "$test_log"
 
 echo "== conformance: runc (reference)"
 runc_report=$(mktemp)
+trap 'rm -f "$runc_report"' EXIT
 "$bin/conformance" --runtime "$(command -v runc)" --report "$runc_report" || true
 echo "== conformance: husk"
 "$bin/conformance" --runtime "$HUSK_BINARY" --must-pass "$runc_report"
