@@ -218,54 +218,33 @@ fn cgroups_v2_fake_tree_refusals_write_nothing() {
     let Some(tree) = FakeTree::new("refusals") else {
         return;
     };
+    // Each refused section comes with a valid pids limit, which must not be
+    // written either.
     let cases = [
+        (r#""memory": {"swappiness": 10}"#, "memory.swappiness"),
         (
-            r#"{"pids": {"limit": 5}, "memory": {"swappiness": 10}}"#,
-            "memory.swappiness",
-        ),
-        (
-            r#"{"pids": {"limit": 5}, "memory": {"disableOOMKiller": true}}"#,
+            r#""memory": {"disableOOMKiller": true}"#,
             "disableOOMKiller",
         ),
+        (r#""memory": {"useHierarchy": false}"#, "useHierarchy"),
+        (r#""cpu": {"realtimeRuntime": 1000}"#, "realtime"),
+        (r#""blockIO": {"leafWeight": 100}"#, "leafWeight"),
+        (r#""network": {"classID": 1}"#, "net_cls"),
+        (r#""unified": {"foo.bar": "1"}"#, "foo"),
+        (r#""unified": {"../memory.max": "1"}"#, "unified"),
+        (r#""cpu": {"cpus": "0-7"}"#, "cpu.cpus"),
         (
-            r#"{"pids": {"limit": 5}, "memory": {"useHierarchy": false}}"#,
-            "useHierarchy",
-        ),
-        (
-            r#"{"pids": {"limit": 5}, "cpu": {"realtimeRuntime": 1000}}"#,
-            "realtime",
-        ),
-        (
-            r#"{"pids": {"limit": 5}, "blockIO": {"leafWeight": 100}}"#,
-            "leafWeight",
-        ),
-        (
-            r#"{"pids": {"limit": 5}, "network": {"classID": 1}}"#,
-            "net_cls",
-        ),
-        (
-            r#"{"pids": {"limit": 5}, "unified": {"foo.bar": "1"}}"#,
-            "foo",
-        ),
-        (
-            r#"{"pids": {"limit": 5}, "unified": {"../memory.max": "1"}}"#,
-            "unified",
-        ),
-        (
-            r#"{"pids": {"limit": 5}, "cpu": {"cpus": "0-7"}}"#,
-            "cpu.cpus",
-        ),
-        (
-            r#"{"pids": {"limit": 5}, "memory": {"limit": 1048576, "checkBeforeUpdate": true}}"#,
+            r#""memory": {"limit": 1048576, "checkBeforeUpdate": true}"#,
             "below the container's current usage",
         ),
     ];
-    for (json, needle) in cases {
+    for (section, needle) in cases {
+        let json = format!(r#"{{"pids": {{"limit": 5}}, {section}}}"#);
         let r = parse_resources(json.as_bytes()).expect("resources");
         let err = tree
             .cgroup()
             .update_resources(&r, &[])
-            .expect_err(json)
+            .expect_err(&json)
             .to_string();
         assert!(err.contains(needle), "{json}: {err}");
         assert_eq!(tree.written(), BTreeMap::new(), "{json} wrote something");
