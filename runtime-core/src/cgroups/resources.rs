@@ -16,12 +16,12 @@
 //! `network` goes to the v1 net_cls and net_prio controllers (cgroup2 has
 //! none: an error there, as in runc); `rdma` to rdma.max in either version.
 //! memory.kernel is written on v1 (Linux >= 6.1 accepts and ignores it) and
-//! refused on v2, which never had it; memory.checkBeforeUpdate makes a v2
-//! limit below memory.current an error (v1's kernel refuses it by itself).
-
-use std::path::{Path, PathBuf};
+//! ignored with a warning on v2, which counts kernel memory in memory.max;
+//! memory.checkBeforeUpdate makes a v2 limit below memory.current an error
+//! (v1's kernel refuses such a limit by itself).
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
     Linux, LinuxBlockIo, LinuxCpu, LinuxDevice, LinuxHugepageLimit, LinuxMemory, LinuxNetwork,
