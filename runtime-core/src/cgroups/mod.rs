@@ -304,10 +304,14 @@ impl ContainerCgroup {
     /// The container's directory in the v1 hierarchy of `controller` (e.g.
     /// "memory", "name=systemd").
     pub fn v1_dir(&self, controller: &str) -> Option<PathBuf> {
+        self.v1_hierarchy(controller).map(Hierarchy::dir)
+    }
+
+    /// The v1 hierarchy that holds `controller`, if the host mounts one.
+    fn v1_hierarchy(&self, controller: &str) -> Option<&Hierarchy> {
         self.hierarchies
             .iter()
             .find(|h| !h.is_unified() && h.has(controller))
-            .map(Hierarchy::dir)
     }
 
     fn unified(&self) -> Option<&Hierarchy> {
@@ -344,10 +348,7 @@ impl ContainerCgroup {
                 return Some(Freezer::V2(d));
             }
         }
-        self.hierarchies
-            .iter()
-            .find(|h| !h.is_unified() && h.has("freezer"))
-            .map(|h| Freezer::V1(h.dir()))
+        self.v1_hierarchy("freezer").map(|h| Freezer::V1(h.dir()))
     }
 
     /// An O_PATH|O_DIRECTORY|O_CLOEXEC fd of the container's cgroup2 dir (V2

@@ -367,15 +367,15 @@ pub fn plan_rdma(rdma: &HashMap<String, LinuxRdma>) -> Result<Vec<Write>> {
             return Err(invalid("rdma", format!("{name:?} is not a device name")));
         }
         let limits = &rdma[name];
-        let mut line = name.clone();
-        if let Some(h) = limits.hca_handles() {
-            line.push_str(&format!(" hca_handle={h}"));
-        }
-        if let Some(o) = limits.hca_objects() {
-            line.push_str(&format!(" hca_object={o}"));
-        }
-        if line.len() > name.len() {
-            out.push(w("rdma.max", line));
+        let counts: Vec<String> = [
+            ("hca_handle", limits.hca_handles()),
+            ("hca_object", limits.hca_objects()),
+        ]
+        .into_iter()
+        .filter_map(|(key, count)| count.map(|c| format!(" {key}={c}")))
+        .collect();
+        if !counts.is_empty() {
+            out.push(w("rdma.max", format!("{name}{}", counts.concat())));
         }
     }
     Ok(out)
@@ -638,12 +638,6 @@ impl<'a> Planned<'a> {
 }
 
 impl ContainerCgroup {
-    fn v1_hierarchy(&self, controller: &str) -> Option<&Hierarchy> {
-        self.hierarchies
-            .iter()
-            .find(|h| !h.is_unified() && h.has(controller))
-    }
-
     /// The hierarchy for `v1` (a v1 controller name), else the cgroup2 one
     /// when its root offers `v2`. No side effects.
     fn locate(&self, field: &str, v1: &str, v2: &'static str) -> Result<Target<'_>> {
@@ -885,11 +879,7 @@ impl ContainerCgroup {
     /// has one (v1 and hybrid), else an eBPF program on the cgroup2 dir.
     /// Never skipped: without either, it is an error.
     pub fn apply_devices(&self, policy: &Policy) -> Result<()> {
-        if let Some(h) = self
-            .hierarchies
-            .iter()
-            .find(|h| !h.is_unified() && h.has("devices"))
-        {
+        if let Some(h) = self.v1_hierarchy("devices") {
             return apply_v1_devices(&h.dir(), policy);
         }
         if let Some(u) = self.unified() {
