@@ -256,7 +256,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 fn replace(tmp: &Path, path: &Path) -> std::io::Result<()> {
     use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
     match renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RenameFlags::RENAME_EXCHANGE) {
-        Ok(()) => fs::remove_file(tmp),
+        // The new state is in place; the old one left under the temp name
+        // is harmless (the next write truncates it, delete removes the dir).
+        Ok(()) => {
+            let _ = fs::remove_file(tmp);
+            Ok(())
+        }
         // No file to exchange with yet, or a filesystem without exchange.
         Err(nix::errno::Errno::ENOENT | nix::errno::Errno::EINVAL) => fs::rename(tmp, path),
         Err(e) => Err(e.into()),
